@@ -1,0 +1,87 @@
+"""Building blocks shared by lucid's architectures."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ConvBNReLU2d", "DropPath", "SqueezeExcite"]
+
+
+class ConvBNReLU2d(nn.Module):
+    """Conv2d -> BatchNorm2d -> ReLU, kept as three named submodules.
+
+    The submodules are ``conv``, ``bn`` and ``relu`` so that checkpoints and
+    BatchNorm folding can address each part by name.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        conv_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=conv_bias,
+        )
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch of a sample with probability ``p``.
+
+    Survivors are rescaled by ``1 / (1 - p)`` so the expected output is unchanged;
+    in eval mode this is the identity.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"DropPath: p must be in [0, 1), got {p!r}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-Excitation channel gate (Hu et al., 2018).
+
+    Global average pool -> 1x1 conv down by ``reduction`` -> ReLU -> 1x1 conv up -> sigmoid,
+    and the input is scaled channel-wise by the result.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.fc2(self.relu(self.fc1(s))))
