@@ -52,6 +52,16 @@ def _validate_common(cfg: Any) -> None:
         raise TypeError(f"block_args must be a dict of keyword arguments for every block, got {cfg.block_args!r}")
 
 
+def _check_bottleneck_width(cfg: Any) -> None:
+    """Every grouped 3x3 conv needs at least one channel per group."""
+    for i, channels in enumerate(cfg.channels):
+        if int(channels * cfg.base_width / 64) < 1:
+            raise ValueError(
+                f"channels[{i}]={channels} with base_width={cfg.base_width} gives a bottleneck width of "
+                f"floor({channels} * {cfg.base_width} / 64) = 0 channels per group; raise base_width or channels"
+            )
+
+
 @dataclass
 class ResNetConfig(ModelConfig):
     """Everything that defines a ResNet.
@@ -97,6 +107,8 @@ class ResNetConfig(ModelConfig):
                 f"block must be 'basic', 'bottleneck' or an nn.Module subclass with an int `expansion` attribute, got {block!r}"
             )
         _validate_common(self)
+        if block == "bottleneck":
+            _check_bottleneck_width(self)
         if block == "basic" and (self.cardinality != 1 or self.base_width != 64):
             raise ValueError(
                 f"block='basic' supports only cardinality=1 and base_width=64, got cardinality={self.cardinality}, "

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from .resnet import ResNet, _Bottleneck, _validate_common
+from .resnet import ResNet, _Bottleneck, _check_bottleneck_width, _validate_common
 from .config import ModelConfig
 from .registry import build_preset, register_model
 
@@ -56,6 +56,7 @@ class ResNeXtConfig(ModelConfig):
 
     def validate(self) -> None:
         _validate_common(self)
+        _check_bottleneck_width(self)
 
     @property
     def block_class(self) -> type[nn.Module]:

@@ -1,0 +1,22 @@
+"""Shared fixtures: small configs that build and run in milliseconds."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+TINY = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64])
+
+
+@pytest.fixture
+def tiny_resnext():
+    """A ResNeXt with the spec's stem options, small enough for gradient and behaviour tests."""
+    from lucid.models import ResNeXt, ResNeXtConfig
+
+    cfg = ResNeXtConfig(cardinality=4, base_width=32, num_classes=5, in_channels=1, stem_type="deep", stem_width=8, **TINY)
+    return ResNeXt(cfg)
