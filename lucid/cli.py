@@ -83,22 +83,372 @@ def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> An
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the model presets")
+    p = sub.add_parser("models", help="list the model presets with their parameters and GMACs at 224x224")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'resnext*'")
     p.set_defaults(func=_run_models)
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from .models import list_models
+    import torch
+
+    from .models import create_model, list_models
+    from .visual import count_macs
 
     names = list_models(args.pattern)
     if not names:
         raise CLIError(f"no model matches {args.pattern!r}")
-    print("\n".join(names))
+    width = max(len(n) for n in names + ["model"])
+    print(f"{'model':<{width}}  {'params':>12}  {'GMACs@224':>9}")
+    for name in names:
+        with torch.device("meta"):  # shapes and counts only: nothing is allocated or initialised
+            model = create_model(name)
+        params = sum(p.numel() for p in model.parameters())
+        macs = count_macs(model, (1, model.config.in_channels, 224, 224))
+        print(f"{name:<{width}}  {params:>12,}  {macs / 1e9:>9.2f}")
     return 0
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_models]
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="per-layer table (shapes, parameters, MACs) or Mermaid diagram of a model")
+    p.add_argument("model", metavar="NAME_OR_FOLDER", help="a preset name (see `lucid models`) or a save_pretrained folder")
+    p.add_argument("--input-shape", metavar="N,C,H,W", help="input shape (default 1,IN_CHANNELS,224,224)")
+    p.add_argument("--depth", type=int, default=None,
+                   help="table/json: module levels listed (default 3); mermaid/markdown: container levels drawn as subgraphs (default 2)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config fields of a preset, e.g. --set num_classes=10 in_channels=1 stem_type=deep stem_width=32")
+    p.add_argument("--format", choices=("table", "json", "mermaid", "markdown"), default="table",
+                   help="markdown: the Mermaid diagram in a fenced block that renders on GitHub")
+    p.set_defaults(func=_run_summary)
+
+
+def _run_summary(args: argparse.Namespace) -> int:
+    import contextlib
+
+    import torch
+
+    from . import visual
+
+    # A preset is built on the meta device: the summary needs shapes, not weights.
+    where = contextlib.nullcontext() if Path(args.model).exists() else torch.device("meta")
+    with where:
+        model = load_model(args.model, parse_set(args.set))
+    in_channels = getattr(getattr(model, "config", None), "in_channels", 3)
+    shape = parse_shape(args.input_shape) if args.input_shape else (1, in_channels, 224, 224)
+    depth = {} if args.depth is None else {"depth": args.depth}
+    if args.format in ("table", "json"):
+        result = visual.summary(model, shape, **depth)
+        print(result if args.format == "table" else json.dumps(result.to_dict(), indent=2))
+        return 0
+    text = visual.mermaid(model, shape, title=Path(args.model).name, **depth)
+    print(f"```mermaid\n{text}```" if args.format == "markdown" else text.rstrip("\n"))
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model to ONNX or torch.export, optionally verified")
+    p.add_argument("model", metavar="NAME_OR_FOLDER", help="a preset name (see `lucid models`) or a save_pretrained folder")
+    p.add_argument("--format", choices=("onnx", "torch"), default="onnx",
+                   help="onnx: a .onnx file for ONNX Runtime/TensorRT (default); torch: a torch.export program (.pt2)")
+    p.add_argument("--out", required=True, metavar="FILE", help="file to write (atomically)")
+    p.add_argument("--input-shape", metavar="N,C,H,W",
+                   help="example input; the batch stays dynamic (default 1,IN_CHANNELS,224,224)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for a preset, repeatable")
+    p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
+    p.add_argument("--verify", action="store_true",
+                   help="run the file on random images at batch 1 and 3 and print the largest difference against PyTorch")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="with --verify, fail when max|diff| / max|logits| exceeds this (default 1e-4)")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from . import export
+
+    model = load_model(args.model, parse_set(args.set))
+    shape = parse_shape(args.input_shape) if args.input_shape else None
+    if args.format == "onnx":
+        path = export.to_onnx(model, args.out, input_shape=shape, opset=args.opset)
+    else:
+        if args.opset is not None:
+            raise CLIError("--opset applies to --format onnx only")
+        export.to_exported_program(model, shape, path=args.out)
+        path = Path(args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if not args.verify:
+        return 0
+    worst = 0.0
+    for batch, diff in export.verify(path, model, format=args.format).items():
+        print(f"verify batch {batch}: max |diff| {diff.max_abs:.3g}, relative {diff.relative:.3g}")
+        worst = max(worst, diff.relative)
+    if worst > args.tolerance:
+        print(f"lucid export: verify failed: relative difference {worst:.3g} exceeds --tolerance {args.tolerance:g}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (no arguments: the spec's ResNeXt-50 on the bundled digits)",
+        description="Train a preset on scikit-learn's bundled digits (default) or an image folder. "
+        "Run under torchrun (or with --nproc N) for DistributedDataParallel training.",
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("--data", metavar="DIR", default=None, help="image folder: DIR/train/<class>/... and DIR/val/<class>/..., or one class tree with --val-split (default: the bundled digits)")
+    d.add_argument("--val-split", type=float, default=None, metavar="F", help="fraction held out for validation from a single class tree (digits: 0.2)")
+    d.add_argument("--image-size", type=int, default=None, metavar="PX", help="training resolution (digits: 32, folders: 224)")
+    d.add_argument("--workers", type=int, default=None, help="data loader processes per training process (digits: 0, folders: up to 4)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="resnext_50_32x4d", help="preset name (see `lucid models`)")
+    m.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config fields, e.g. --set stem_type=deep drop_path=0.1")
+    m.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="TAG", help="start from published weights (optionally a weights tag)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=12)
+    o.add_argument("--batch-size", type=int, default=64, help="per process")
+    o.add_argument("--opt", choices=("sgd", "adamw"), default="sgd", help="SGD with (Nesterov) momentum, or AdamW")
+    o.add_argument("--lr", type=float, default=None, help="peak learning rate (sgd: 0.1, adamw: 0.001)")
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
+    o.add_argument("--weight-decay", type=float, default=None, help="on weights only, never on norms/biases (sgd: 5e-4, adamw: 0.05)")
+    o.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up before the cosine decay")
+    o.add_argument("--label-smoothing", type=float, default=0.1)
+    o.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the global gradient norm")
+    s = p.add_argument_group("speed and devices")
+    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto", help="mixed precision (auto: bf16 where the hardware has it)")
+    s.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="channels-last memory format (default: per device)")
+    s.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model (default: per device)")
+    s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    s.add_argument("--nproc", type=int, default=None, metavar="N", help="start N training processes on this machine (DDP; like torchrun --standalone)")
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default=None, metavar="DIR", help="output folder (default: a fresh folder under runs/)")
+    r.add_argument("--resume", default=None, metavar="OUT", help="continue the run saved in OUT (its settings are reused)")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train.distributed import launch_local
+    from .train.engine import TrainConfig, fit
+
+    if args.resume is not None:
+        config = TrainConfig()
+    else:
+        config = TrainConfig(
+            data=args.data, val_split=args.val_split, image_size=args.image_size, model=args.model,
+            overrides=parse_set(args.set), pretrained=args.pretrained, epochs=args.epochs, batch_size=args.batch_size,
+            opt=args.opt, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+            warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing, clip_grad=args.clip_grad,
+            amp=args.amp, channels_last=args.channels_last, compile=args.compile, device=args.device,
+            workers=args.workers, seed=args.seed, out=args.out,
+        )
+        config.validate()
+    if args.nproc is None or (args.nproc == 1 and "WORLD_SIZE" not in os.environ):
+        fit(config, resume=args.resume)
+        return 0
+    if "WORLD_SIZE" in os.environ:
+        raise CLIError("--nproc starts its own processes; do not combine it with torchrun")
+    if args.nproc < 1:
+        raise CLIError(f"--nproc must be a positive int, got {args.nproc}")
+    if config.out is None and args.resume is None:
+        from .train.engine import fresh_out_dir
+
+        config.out = str(fresh_out_dir(config.model))
+    try:
+        launch_local(args.nproc, fit, config, args.resume)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="top-1/top-5 accuracy and loss of a trained model on an image folder")
+    p.add_argument("checkpoint", metavar="OUT_OR_CHECKPOINT", help="a lucid train output folder, its last.pt, or a weight file (with --model)")
+    p.add_argument("--data", metavar="DIR", default=None, help="class folders (DIR/val is used when present; default for digits models: their validation split)")
+    _add_inference_args(p)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_eval)
+
+
+def _add_inference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="preset of a bare weight file")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config fields of a bare weight file's preset")
+    p.add_argument("--image-size", type=int, default=None, metavar="PX", help="input resolution (default: the one saved with the model)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="off", help="autocast for inference (default off: exact fp32)")
+
+
+def _load_trained(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from .train.engine import resolve_amp, resolve_device
+    from .train.predict import load_trained
+
+    device = resolve_device(args.device)
+    amp = resolve_amp(args.amp, device)
+    trained = load_trained(args.checkpoint, args.model, parse_set(args.set), args.image_size)
+    return trained, device, amp
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .train.predict import evaluate_digits, evaluate_folder
+
+    trained, device, amp = _load_trained(args)
+    if args.data is None:
+        result = evaluate_digits(trained, device=device, amp_dtype=amp, channels_last=False, batch_size=args.batch_size)
+    else:
+        result = evaluate_folder(trained, args.data, device=device, amp_dtype=amp, channels_last=False, batch_size=args.batch_size, workers=args.workers)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        skipped = f", {result['skipped']} unreadable skipped" if result["skipped"] else ""
+        print(f"{result['count']} images{skipped}: acc1 {result['acc1']:.4f} acc5 {result['acc5']:.4f} loss {result['loss']:.4f}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="top-k classes of a trained model for each image")
+    p.add_argument("checkpoint", metavar="OUT_OR_CHECKPOINT", help="a lucid train output folder, its last.pt, or a weight file (with --model)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5)
+    _add_inference_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .train.predict import predict_images
+
+    trained, device, amp = _load_trained(args)
+    results = predict_images(trained, args.images, top_k=args.top_k, device=device, amp_dtype=amp)
+    failed = 0
+    for r in results:
+        if "error" in r:
+            failed += 1
+            print(f"warning: {r['image']}: {r['error']}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(r))
+        else:
+            print(f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+    if failed:
+        print(f"lucid predict: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time lucid against torchvision and timm on the same weights and input",
+        description="Time lucid (optimize_for_inference, or train_step with its fast defaults) and, when installed, "
+        "torchvision and timm on the same weights and batch, interleaved after warm-up; prints median images/s, "
+        "peak memory and the ratio to each peer.",
+    )
+    p.add_argument("model", nargs="?", default="resnext_50_32x4d", metavar="NAME", help="preset name or save_pretrained folder (default: resnext_50_32x4d)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config fields of the preset")
+    p.add_argument("--mode", choices=("infer", "train"), default="infer")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=224, metavar="PX")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None, help="inference dtype (default float32; training uses its fast defaults)")
+    p.add_argument("--compile", action="store_true", help="torch.compile lucid (optimize_for_inference(compile=True)) and the peers' matched runs")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per contender first (oneDNN/cuDNN tune on them)")
+    p.add_argument("--rounds", type=int, default=10, help="timed calls per contender, interleaved")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-peers", action="store_true", help="time lucid alone")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .benchmark import infer_contenders, format_table, machine_summary, measure, train_contenders
+    from .train.engine import resolve_device
+
+    for name in ("batch_size", "image_size", "warmup", "rounds"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(args, name)}")
+    if args.mode == "train" and (args.dtype is not None or args.compile):
+        raise CLIError("--dtype and --compile apply to --mode infer; --mode train times train_step with lucid's fast defaults")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CLIError(f"--threads must be a positive int, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    model = load_model(args.model, parse_set(args.set))
+    name = args.model if not Path(args.model).exists() else ""
+    common = dict(batch=args.batch_size, size=args.image_size, device=device, peers=not args.no_peers)
+    if args.mode == "train":
+        contenders = train_contenders(name, model, **common)
+    else:
+        dtype = getattr(torch, args.dtype or "float32")
+        contenders = infer_contenders(name, model, dtype=dtype, compile=args.compile, **common)
+    log = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    results = measure(contenders, warmup=args.warmup, rounds=args.rounds, device=device, log=log)
+    machine = machine_summary(device)
+    if args.json:
+        print(json.dumps({
+            "machine": machine, "model": args.model, "mode": args.mode, "batch_size": args.batch_size, "image_size": args.image_size,
+            "results": [
+                {"library": r.name, "setup": r.setup, "images_per_second": r.images_per_second, "median_ms": 1000 * r.median,
+                 "peak_mib": r.peak_mib, "peer": r.peer, "seconds": r.seconds}
+                for r in results
+            ],
+        }))
+    else:
+        print(f"{args.model}, {args.mode}, batch {args.batch_size}, {args.image_size}x{args.image_size}, "
+              f"{args.warmup} warm-up + {args.rounds} interleaved rounds; {machine}")
+        print(format_table(results))
+    return 0
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="published weights; convert and import torchvision/timm checkpoints")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = actions.add_parser("list", help="presets with published weights: tags, ImageNet accuracy, preprocessing")
+    q.add_argument("preset", nargs="?", help="one preset (default: all)")
+    q = actions.add_parser("download", help="download (once) and verify published weights; prints the cached file")
+    q.add_argument("preset")
+    q.add_argument("--tag", help="which weights (default: the preset's default tag)")
+    layouts = ("auto", "lucid", "torchvision", "timm")
+    q = actions.add_parser("convert", help="rename a checkpoint between the lucid, torchvision and timm layouts")
+    q.add_argument("checkpoint", help=".safetensors, .pth, .pt or .bin (read without executing code)")
+    q.add_argument("out", help="file to write: .safetensors, or .pth/.pt for torch.load users")
+    q.add_argument("--source", choices=layouts, default="auto", help="layout of the checkpoint (default: detected)")
+    q.add_argument("--to", choices=layouts[1:], default="lucid", help="layout to write (default lucid)")
+    q = actions.add_parser("import", help="load a torchvision/timm/lucid checkpoint into a preset; write a save_pretrained folder")
+    q.add_argument("checkpoint", help=".safetensors, .pth, .pt or .bin (read without executing code)")
+    q.add_argument("--model", required=True, metavar="NAME", help="the preset it fits (see `lucid models`)")
+    q.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config fields of the preset; timm's resnet50d: --set stem_type=deep stem_width=32 avg_down=true")
+    q.add_argument("--source", choices=layouts, default="auto", help="layout of the checkpoint (default: detected)")
+    q.add_argument("--out", required=True, metavar="FOLDER", help="folder to write config.json and model.safetensors to")
+    p.set_defaults(func=_run_weights)
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from . import weights
+
+    if args.action == "list":
+        presets = [args.preset] if args.preset else weights.list_pretrained()
+        print(f"{'preset':<18} {'tag':<14} {'top-1':>6} {'top-5':>6}  {'resize/crop':<11}  file")
+        for preset in presets:
+            for tag in weights.list_pretrained(preset):
+                w = weights.info(preset, tag)
+                print(f"{preset:<18} {tag:<14} {w.top1:>6.2f} {w.top5:>6.2f}  {f'{w.resize}/{w.crop}':<11}  {w.filename}")
+    elif args.action == "download":
+        print(weights.download(args.preset, args.tag))
+    elif args.action == "convert":
+        state_dict = weights.convert(weights.load_file(args.checkpoint), args.source, to=args.to)
+        print(f"wrote {weights.save_file(state_dict, args.out)} ({len(state_dict)} tensors, {args.to} layout)")
+    else:
+        model = weights.load_checkpoint(load_model(args.model, parse_set(args.set)), args.checkpoint, source=args.source)
+        print(f"wrote {model.save_pretrained(args.out)} ({args.model}); use it wherever a NAME_OR_FOLDER is accepted")
+    return 0
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_models, _add_summary, _add_export, _add_train, _add_eval, _add_predict, _add_bench, _add_weights]
 
 
 # ------------------------------------------------------------------------------- main

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q -c constraints.txt -e ".[dev]"
+bash scripts/setup-test-tools.sh
 .venv/bin/python -m pytest -q

@@ -1,6 +1,33 @@
 """Checkpoints: safe file I/O, torchvision/timm conversion and published pretrained weights."""
 from __future__ import annotations
 
+from .conversion import LAYOUTS, convert, detect_layout
 from .io import CheckpointError, load_file, load_into, save_file
+from .pretrained import (
+    PretrainedWeights,
+    cache_dir,
+    download,
+    info,
+    list_pretrained,
+    load_checkpoint,
+    load_pretrained,
+    register_pretrained,
+)
 
-__all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
+__all__ = [
+    "LAYOUTS",
+    "CheckpointError",
+    "PretrainedWeights",
+    "cache_dir",
+    "convert",
+    "detect_layout",
+    "download",
+    "info",
+    "list_pretrained",
+    "load_checkpoint",
+    "load_file",
+    "load_into",
+    "load_pretrained",
+    "register_pretrained",
+    "save_file",
+]

@@ -12,14 +12,23 @@ from torch import nn
 __all__ = ["CheckpointError", "load_file", "save_file", "load_into"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 
 
 class CheckpointError(ValueError):
     """A weight file or state dict that cannot be used, with the reason spelled out."""
 
 
+_TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
 def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
-    """Write a state dict as safetensors, atomically (temporary file in the same folder, then rename)."""
+    """Write a state dict atomically (temporary file in the same folder, then rename).
+
+    The format is safetensors, or torch's own (``torch.save`` of a plain dict, readable with
+    ``weights_only=True``) when the name ends in ``.pt``/``.pth``/``.bin``/``.ckpt``, for
+    users of ``torch.load``.
+    """
     from safetensors.torch import save_file as _save
 
     path = Path(path)
@@ -28,7 +37,10 @@ def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[st
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        _save(tensors, tmp)
+        if path.suffix in _TORCH_SUFFIXES:
+            torch.save(tensors, tmp)
+        else:
+            _save(tensors, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -36,19 +48,46 @@ def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[st
     return path
 
 
+def _is_safetensors(path: Path) -> bool:
+    """True for a ``.safetensors`` name, or content that starts like one (8-byte header size, then ``{``)."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _torch_load_error(path: Path, e: Exception) -> CheckpointError:
+    """Turn torch.load's multi-paragraph errors into one sentence that names the file and the problem."""
+    import pickle
+
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    if isinstance(e, pickle.UnpicklingError) and lines[0].startswith("Weights only load failed"):
+        detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[-1])
+        what = (
+            "refused: it holds objects other than tensors and plain containers"
+            if "GLOBAL" in detail
+            else "not a torch checkpoint that weights-only loading can read (corrupt, or an unsupported pickle)"
+        )
+        return CheckpointError(f"{path}: {what} ({detail}); it was read with weights_only=True, so nothing in it was executed")
+    return CheckpointError(f"{path}: not a readable torch checkpoint, it may be truncated or corrupt ({lines[0]})")
+
+
 def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a torch file (``.pt``/``.pth``/``.bin``).
 
     Torch files are read with ``weights_only=True``: loading never executes code. A state
-    dict nested under ``"state_dict"``/``"model"`` is unwrapped, and a DDP ``module.``
-    prefix is removed.
+    dict nested under ``"state_dict"``/``"model"`` is unwrapped, and the ``module.`` (DDP) and
+    ``_orig_mod.`` (``torch.compile``) prefixes are removed. Safetensors content is recognised whatever the file is called.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such weight file")
     if not path.is_file():
         raise CheckpointError(f"{path}: is not a file")
-    if path.suffix == ".safetensors":
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (an interrupted download or copy?)")
+    if _is_safetensors(path):
         from safetensors import SafetensorError
         from safetensors.torch import load_file as _load
 
@@ -59,11 +98,7 @@ def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{path}: refused or unreadable as a weights-only torch checkpoint "
-            f"(truncated, corrupt, or holding objects other than tensors; nothing was executed): {first}"
-        ) from None
+        raise _torch_load_error(path, e) from None
     return _unwrap(obj, path)
 
 
@@ -74,8 +109,9 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: does not hold a state dict (a mapping of names to tensors)")
-    if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+    for prefix in _WRAPPER_PREFIXES:
+        if obj and all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
     return dict(obj)
 
 

@@ -1,0 +1,352 @@
+"""Side-by-side speed of lucid and its peers (torchvision, timm) on the same weights and input.
+
+Used by ``lucid bench`` and the scripts under ``benchmarks/``. Every contender gets the same
+batch and the same weights (lucid's, renamed for the peers by :func:`lucid.weights.convert`),
+is warmed up first (oneDNN and cuDNN pick and cache kernels on their first calls at a shape),
+and is then timed one call at a time in interleaved rounds, so that load from other processes
+hits every contender alike. Reported: median images/s, peak memory and the ratio to each peer.
+"""
+from __future__ import annotations
+
+import copy
+import gc
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Contender", "Result", "PEERS", "peer_models", "infer_contenders", "train_contenders", "measure", "format_table", "machine_summary",
+]
+
+# lucid preset -> (torchvision builder name, timm model name) of the same architecture
+PEERS: dict[str, tuple[str, str]] = {
+    "resnet_18": ("resnet18", "resnet18"),
+    "resnet_34": ("resnet34", "resnet34"),
+    "resnet_50": ("resnet50", "resnet50"),
+    "resnet_101": ("resnet101", "resnet101"),
+    "resnet_152": ("resnet152", "resnet152"),
+    "wide_resnet_50": ("wide_resnet50_2", "wide_resnet50_2"),
+    "wide_resnet_101": ("wide_resnet101_2", "wide_resnet101_2"),
+    "resnext_50_32x4d": ("resnext50_32x4d", "resnext50_32x4d"),
+    "resnext_101_32x8d": ("resnext101_32x8d", "resnext101_32x8d"),
+    "resnext_101_64x4d": ("resnext101_64x4d", "resnext101_64x4d"),
+}
+
+
+@dataclass
+class Contender:
+    """One thing to time: ``run()`` processes one batch of ``batch`` images."""
+
+    name: str
+    setup: str
+    run: Callable[[], Any]
+    batch: int
+    peer: bool = False
+
+
+@dataclass
+class Result:
+    name: str
+    setup: str
+    batch: int
+    seconds: list[float] = field(default_factory=list)
+    peak_mib: float | None = None
+    peer: bool = False
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.batch / self.median
+
+
+# ------------------------------------------------------------------------------ models
+
+
+def peer_models(name: str, model: nn.Module) -> dict[str, nn.Module]:
+    """torchvision's and timm's model of the same architecture, carrying ``model``'s weights.
+
+    A peer is left out when its library is not installed or its architecture differs
+    (e.g. a config override such as a deep stem). Nothing is downloaded.
+    """
+    from .weights import convert
+
+    if name not in PEERS:
+        return {}
+    tv_name, timm_name = PEERS[name]
+    num_classes = model.config.num_classes
+    try:
+        weights = convert(model.state_dict(), "lucid", to="torchvision")
+    except ValueError:
+        return {}
+    peers: dict[str, nn.Module] = {}
+    try:
+        import torchvision
+
+        peers["torchvision"] = getattr(torchvision.models, tv_name)(weights=None, num_classes=num_classes)
+    except ImportError:
+        pass
+    try:
+        import timm
+
+        peers["timm"] = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
+    except ImportError:
+        pass
+    for key, peer in list(peers.items()):
+        try:
+            peer.load_state_dict(weights, strict=True)
+        except RuntimeError:  # another architecture under the same name (e.g. in_channels, stem)
+            del peers[key]
+    return peers
+
+
+# ------------------------------------------------------------------------- contenders
+
+
+def _batch(batch: int, size: int, in_channels: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, in_channels, size, size, generator=g).to(device)
+
+
+def _eager_runner(model: nn.Module, x: torch.Tensor, dtype: torch.dtype, channels_last: bool, compile: bool) -> Callable[[], Any]:
+    """How a peer user runs inference: eval, no grad, optionally channels-last/cast/compiled."""
+    model = model.eval().to(x.device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if dtype != torch.float32:
+        model = model.to(dtype)
+    net = torch.compile(model) if compile else model
+
+    def run() -> Any:
+        with torch.inference_mode():
+            xi = x.to(dtype)
+            if channels_last:
+                xi = xi.contiguous(memory_format=torch.channels_last)
+            return net(xi)
+
+    return run
+
+
+def _describe(dtype: torch.dtype, channels_last: bool, compile: bool) -> str:
+    parts = [str(dtype).replace("torch.", ""), "channels-last" if channels_last else "NCHW", "compiled" if compile else "eager"]
+    return " ".join(parts)
+
+
+def infer_contenders(
+    name: str,
+    model: nn.Module,
+    *,
+    batch: int,
+    size: int,
+    dtype: torch.dtype = torch.float32,
+    compile: bool = False,
+    device: torch.device | str = "cpu",
+    peers: bool = True,
+) -> list[Contender]:
+    """lucid's ``optimize_for_inference`` and each peer in eager fp32 NCHW (its default).
+
+    When ``dtype``/``compile`` differ from the defaults, every peer is also run with the same
+    dtype, channels-last and compile setting, so that lucid is compared with the best the peer
+    offers under the same conditions as well as with its default.
+    """
+    from .optimize import optimize_for_inference
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = _batch(batch, size, model.config.in_channels, device)
+    found = peer_models(name, model) if peers else {}
+    out: list[Contender] = []
+    for peer, m in found.items():
+        out.append(Contender(peer, _describe(torch.float32, False, False), _eager_runner(m, x, torch.float32, False, False), batch, peer=True))
+        if dtype != torch.float32 or compile:
+            matched = copy.deepcopy(m)
+            out.append(Contender(peer, _describe(dtype, True, compile), _eager_runner(matched, x, dtype, True, compile), batch, peer=True))
+    fast = optimize_for_inference(model, dtype=dtype, compile=compile)
+    out.append(Contender("lucid", f"optimize_for_inference({_describe(dtype, True, compile)}, {fast.backend})", lambda: fast(x), batch))
+    return out
+
+
+def train_contenders(
+    name: str,
+    model: nn.Module,
+    *,
+    batch: int,
+    size: int,
+    device: torch.device | str = "cpu",
+    peers: bool = True,
+    lr: float = 1e-3,
+) -> list[Contender]:
+    """One training step each: lucid's ``train_step`` with ``fast_defaults`` for the device, and each
+    peer's plain eager fp32 NCHW step (zero_grad, forward, cross-entropy, backward, SGD step).
+
+    All use SGD with momentum 0.9 and the same batch, images and labels.
+    """
+    from .train.step import fast_defaults, train_step
+
+    device = torch.device(device)
+    model = model.to(device).train()
+    x = _batch(batch, size, model.config.in_channels, device)
+    y = torch.randint(0, model.config.num_classes, (batch,), generator=torch.Generator().manual_seed(1)).to(device)
+    loss_fn = nn.CrossEntropyLoss()
+    out: list[Contender] = []
+
+    for peer, m in (peer_models(name, model) if peers else {}).items():
+        m = m.to(device).train()
+        opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9)
+
+        def peer_step(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Any:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        out.append(Contender(peer, "train step, float32 NCHW eager", peer_step, batch, peer=True))
+
+    defaults = fast_defaults(device)
+    lucid_model = copy.deepcopy(model)
+    if defaults["channels_last"]:
+        lucid_model = lucid_model.to(memory_format=torch.channels_last)
+    net = torch.compile(lucid_model) if defaults["compile"] else lucid_model
+    opt = torch.optim.SGD(lucid_model.parameters(), lr=lr, momentum=0.9)
+    amp = defaults["amp_dtype"]
+
+    def lucid_step() -> Any:
+        return train_step(net, x, y, opt, loss_fn, amp_dtype=amp, channels_last=defaults["channels_last"])
+
+    setup = (
+        f"train_step, fast_defaults: {'channels-last' if defaults['channels_last'] else 'NCHW'}, "
+        f"{'autocast ' + str(amp).replace('torch.', '') if amp else 'float32'}, {'compiled' if defaults['compile'] else 'eager'}"
+    )
+    out.append(Contender("lucid", setup, lucid_step, batch))
+    return out
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc), so resident-set growth shows what a call allocates."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _peak_mib(run: Callable[[], Any], device: torch.device) -> float | None:
+    """Peak memory of one call: CUDA's allocator peak, or on CPU the resident-set growth seen by a 2 ms sampler."""
+    gc.collect()
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        run()
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    if not os.path.exists("/proc/self/statm"):
+        return None
+    _release_free_heap()
+    base = peak = _rss_bytes()
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run()
+    finally:
+        done.set()
+        sampler.join()
+    return (max(peak, _rss_bytes()) - base) / 2**20
+
+
+def measure(
+    contenders: list[Contender],
+    *,
+    warmup: int = 3,
+    rounds: int = 10,
+    device: torch.device | str = "cpu",
+    memory: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[Result]:
+    """Warm every contender up, then time one call of each per round, rotating the order each round."""
+    device = torch.device(device)
+    if warmup < 1 or rounds < 1:
+        raise ValueError(f"warmup and rounds must be at least 1, got warmup={warmup}, rounds={rounds}")
+    results = [Result(c.name, c.setup, c.batch, peer=c.peer) for c in contenders]
+    for c in contenders:
+        start = time.perf_counter()
+        for _ in range(warmup):
+            c.run()
+        _sync(device)
+        if log:
+            log(f"warmed up {c.name} ({c.setup}) in {time.perf_counter() - start:.1f} s")
+    n = len(contenders)
+    for r in range(rounds):
+        for i in range(n):
+            k = (i + r) % n
+            _sync(device)
+            start = time.perf_counter()
+            contenders[k].run()
+            _sync(device)
+            results[k].seconds.append(time.perf_counter() - start)
+        if log:
+            log(f"round {r + 1}/{rounds}: " + ", ".join(f"{res.name} {res.batch / res.seconds[-1]:.1f}" for res in results) + " img/s")
+    if memory:
+        for c, res in zip(contenders, results):
+            res.peak_mib = _peak_mib(c.run, device)
+    return results
+
+
+def format_table(results: list[Result]) -> str:
+    """A Markdown table: median images/s, ms per batch, peak memory and ratio to each peer's rows."""
+    peers = [r for r in results if r.peer]
+    head = ["library", "setup", "img/s (median)", "ms/batch", "peak MiB"] + [f"x {p.name} {p.setup}" for p in peers]
+    rows = [head, ["---"] * len(head)]
+    for r in results:
+        mem = "n/a" if r.peak_mib is None else f"{r.peak_mib:.0f}"
+        row = [r.name, r.setup, f"{r.images_per_second:.1f}", f"{1000 * r.median:.1f}", mem]
+        row += [f"{p.median / r.median:.2f}" for p in peers]
+        rows.append(row)
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def machine_summary(device: torch.device | str) -> str:
+    """One line naming the hardware and software a table was measured on."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        hw = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    else:
+        model = "CPU"
+        try:
+            with open("/proc/cpuinfo") as f:
+                model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+        except OSError:
+            pass
+        hw = f"{model}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
+    return f"{hw}; torch {torch.__version__}"

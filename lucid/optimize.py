@@ -1,0 +1,269 @@
+"""Inference-speed rewrites of a lucid model: fold BatchNorm, go channels-last, fuse, cast, compile.
+
+:func:`optimize_for_inference` returns a *new* module; the model passed in is never modified.
+What it does, in order (each step chosen from measurements, see the README's Performance section):
+
+1. copy the model, switch the copy to eval mode and freeze its parameters;
+2. fold every BatchNorm into the convolution before it (:func:`fold_batchnorm`), which removes
+   one full read and write of every feature map;
+3. store weights and activations channels-last (NHWC), the layout oneDNN and cuDNN run fastest;
+4. cast to ``dtype`` (bf16 uses AVX512-BF16/AMX on CPUs and tensor cores on GPUs);
+5. on CPU without ``compile``: replace each convolution by oneDNN's fused kernel with its weights
+   reordered ("prepacked") once, fusing the ReLU after it and, at the end of every residual block,
+   the shortcut addition and ReLU as well (the kernels inductor uses when freezing a graph);
+6. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing, which does
+   step 5 itself and also fuses the remaining element-wise work (slow to start: tens of seconds).
+
+The result runs under ``torch.inference_mode`` and takes ordinary NCHW float input.
+"""
+from __future__ import annotations
+
+import copy
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+__all__ = ["optimize_for_inference", "fold_batchnorm", "OptimizedModel"]
+
+_CPU_DTYPES = (torch.float32, torch.bfloat16)
+_CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold eval-mode BatchNorm layers into the convolution that feeds them, in place.
+
+    Handles lucid's two conv+norm containers: :class:`lucid.nn.ConvBNReLU2d` (its ``bn`` becomes
+    ``nn.Identity``) and ``nn.Sequential`` holding a ``Conv2d`` directly followed by a
+    ``BatchNorm2d`` (stems, shortcuts, last convs of blocks). Returns ``module``.
+    """
+    if module.training:
+        raise ValueError("fold_batchnorm: the module must be in eval mode (call .eval() first); got a module in train mode")
+    _fold(module)
+    return module
+
+
+def _fold(module: nn.Module) -> None:
+    from .nn import ConvBNReLU2d
+
+    for child in module.children():
+        if isinstance(child, ConvBNReLU2d) and isinstance(child.bn, nn.BatchNorm2d):
+            child.conv = fuse_conv_bn_eval(child.conv, child.bn)
+            child.bn = nn.Identity()
+        elif isinstance(child, nn.Sequential):
+            for i in range(len(child) - 1):
+                if type(child[i]) is nn.Conv2d and isinstance(child[i + 1], nn.BatchNorm2d):
+                    child[i] = fuse_conv_bn_eval(child[i], child[i + 1])
+                    child[i + 1] = nn.Identity()
+        _fold(child)
+
+
+# ------------------------------------------------------------------------ oneDNN (CPU)
+
+
+def _onednn_ok(conv: nn.Module) -> bool:
+    """Whether a module is a plain 2-D convolution the fused oneDNN kernel can run."""
+    return type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+
+
+class _OneDNNConv2d(nn.Module):
+    """A convolution (bias = folded BatchNorm) with an optional fused ReLU, run by oneDNN.
+
+    oneDNN wants the weight in a blocked layout chosen for the exact input shape; handing it a
+    weight in any other layout makes it reorder the weight on every call (measured up to 8x
+    slower in bf16). So the weight is reordered once, at the first call with a given input
+    shape, and kept (as an opaque CPU-only tensor, outside ``state_dict``) until the shape changes.
+    """
+
+    def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
+        super().__init__()
+        self.padding = list(conv.padding)
+        self.stride = list(conv.stride)
+        self.dilation = list(conv.dilation)
+        self.groups = conv.groups
+        self.attr = "relu" if relu else "none"
+        self.register_buffer("weight", conv.weight.detach().clone())
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+        self._packed: torch.Tensor | None = None
+        self._packed_for: torch.Size | None = None
+
+    def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed_for != x.shape or self._packed is None:
+            self._packed = torch.ops.mkldnn._reorder_convolution_weight(
+                self.weight, self.padding, self.stride, self.dilation, self.groups, list(x.shape)
+            )
+            self._packed_for = x.shape
+        return self._packed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups, self.attr, [], ""
+        )
+
+    def add_relu(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``relu(conv(x) + other)`` in one kernel."""
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, other, self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups,
+            "add", None, "relu", [], "",
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"weight={tuple(self.weight.shape)}, stride={self.stride}, padding={self.padding}, "
+            f"groups={self.groups}, fused={self.attr!r}"
+        )
+
+
+class _OneDNNResidual(nn.Module):
+    """A lucid residual block whose last convolution also adds the shortcut and applies the ReLU."""
+
+    def __init__(self, body: nn.Sequential, last: _OneDNNConv2d, se: nn.Module | None, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.body = body
+        self.last = last
+        self.se = se
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.body(x)
+        if self.se is None:
+            return self.last.add_relu(out, shortcut)
+        return torch.relu(self.se(self.last(out)) + shortcut)
+
+
+def _fuse_sequence(modules: list[nn.Module]) -> list[nn.Module]:
+    """Fuse each convertible Conv2d with the ReLU after it (skipping the Identity left by folding)."""
+    out: list[nn.Module] = []
+    items = [m for m in modules if not isinstance(m, nn.Identity)]
+    i = 0
+    while i < len(items):
+        m = items[i]
+        if _onednn_ok(m):
+            relu = i + 1 < len(items) and isinstance(items[i + 1], nn.ReLU)
+            out.append(_OneDNNConv2d(m, relu=relu))
+            i += 2 if relu else 1
+        else:
+            out.append(_to_onednn(m))
+            i += 1
+    return out
+
+
+def _to_onednn(module: nn.Module) -> nn.Module:
+    """Rewrite a BatchNorm-folded lucid module tree to run on oneDNN's fused convolutions."""
+    from .models.resnet import _BasicBlock, _Bottleneck
+    from .nn import ConvBNReLU2d
+
+    if isinstance(module, ConvBNReLU2d) and isinstance(module.bn, nn.Identity) and _onednn_ok(module.conv):
+        return _OneDNNConv2d(module.conv, relu=True)
+    if isinstance(module, nn.Sequential):
+        return nn.Sequential(*_fuse_sequence(list(module)))
+    if type(module) in (_BasicBlock, _Bottleneck):
+        names = ("conv1", "conv2") if type(module) is _BasicBlock else ("conv1", "conv2", "conv3")
+        last = getattr(module, names[-1])
+        if isinstance(last, nn.Sequential) and len(last) == 2 and _onednn_ok(last[0]) and isinstance(last[1], nn.Identity):
+            body = nn.Sequential(*[_to_onednn(getattr(module, n)) for n in names[:-1]])
+            downsample = None if module.downsample is None else _to_onednn(module.downsample)
+            return _OneDNNResidual(body, _OneDNNConv2d(last[0], relu=False), module.se, downsample)
+    for name, child in list(module.named_children()):
+        setattr(module, name, _to_onednn(child))
+    return module
+
+
+# ---------------------------------------------------------------------------- wrapper
+
+
+class OptimizedModel(nn.Module):
+    """The module :func:`optimize_for_inference` returns: inference only, ordinary NCHW input.
+
+    Input is converted to the model's device, dtype and channels-last layout; the output is
+    cast back to the input's floating dtype (float32 for integer input). It cannot be put in
+    train mode: train the original model and optimize it again.
+    """
+
+    def __init__(self, net: nn.Module, *, dtype: torch.dtype, device: torch.device, in_channels: int, backend: str) -> None:
+        super().__init__()
+        self.net = net
+        self.dtype = dtype
+        self.device = device
+        self.in_channels = in_channels
+        self.backend = backend
+        super().train(False)
+
+    def train(self, mode: bool = True) -> OptimizedModel:
+        if mode:
+            raise RuntimeError(
+                "an optimize_for_inference() module is inference-only (BatchNorm is folded, weights are frozen); "
+                "train the original model and call optimize_for_inference() again"
+            )
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor of shape (N, {self.in_channels}, H, W), got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected input of shape (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
+        out_dtype = x.dtype if x.is_floating_point() else torch.float32
+        with torch.inference_mode():
+            x = x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+            if self.device.type == "cuda":
+                with torch.backends.cudnn.flags(enabled=True, benchmark=True):
+                    out = self.net(x)
+            else:
+                out = self.net(x)
+        return out.to(out_dtype)
+
+    def extra_repr(self) -> str:
+        return f"dtype={self.dtype}, device={self.device}, backend={self.backend!r}"
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
+    if len(devices) != 1:
+        raise ValueError(f"optimize_for_inference: the model's tensors must all be on one device, found {sorted(map(str, devices))}")
+    device = devices.pop()
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"optimize_for_inference: the model must be on 'cpu' or 'cuda' with real weights, got device {str(device)!r}")
+    return device
+
+
+def optimize_for_inference(model: nn.Module, *, dtype: torch.dtype = torch.float32, compile: bool = False) -> OptimizedModel:
+    """A new, faster, eval-mode copy of a lucid ResNet/ResNeXt with the same outputs.
+
+    Args:
+        model: a lucid model (``lucid.models.create_model(...)`` or ``from_pretrained``) on CPU or
+            CUDA. A model in train mode is accepted: the copy runs in eval mode (BatchNorm uses its
+            running statistics), which is what inference means. The model itself is not modified.
+        dtype: ``torch.float32`` (same numbers to ~1e-6), ``torch.bfloat16`` (AVX512-BF16/AMX or
+            tensor cores; logits within bf16 rounding), or ``torch.float16`` on CUDA.
+        compile: also ``torch.compile`` the result with inductor's freezing. Faster still, but the
+            first call compiles (tens of seconds on a small CPU), as does every new input shape.
+
+    Returns:
+        an :class:`OptimizedModel` taking ordinary NCHW input and returning logits in the input's dtype.
+    """
+    from .models.resnet import ResNet
+
+    if not isinstance(model, ResNet):
+        raise TypeError(
+            "optimize_for_inference expects a lucid ResNet/ResNeXt model (lucid.models.create_model or "
+            f"from_pretrained), got {type(model).__module__}.{type(model).__qualname__}; "
+            "load other checkpoints into a lucid model first (lucid.weights)"
+        )
+    if not isinstance(compile, bool):
+        raise TypeError(f"optimize_for_inference: compile must be a bool, got {compile!r}")
+    device = _model_device(model)
+    allowed = _CUDA_DTYPES if device.type == "cuda" else _CPU_DTYPES
+    if dtype not in allowed:
+        raise ValueError(f"optimize_for_inference: dtype must be one of {[str(d) for d in allowed]} on {device.type}, got {dtype!r}")
+
+    net = copy.deepcopy(model).eval().requires_grad_(False)
+    fold_batchnorm(net)
+    net = net.to(dtype=dtype, memory_format=torch.channels_last)
+    backend = "eager"
+    if compile:
+        net = torch.compile(net, options={"freezing": True})
+        backend = "inductor+freezing"
+    elif device.type == "cpu" and torch.backends.mkldnn.is_available():
+        net = _to_onednn(net)
+        backend = "onednn-fused"
+    return OptimizedModel(net, dtype=dtype, device=device, in_channels=model.config.in_channels, backend=backend)

@@ -1,0 +1,245 @@
+"""Datasets for ``lucid train``: scikit-learn's bundled digits and image folders.
+
+Image folders are decoded with ``torchvision.io`` and augmented with ``torchvision.transforms.v2``.
+A file that cannot be decoded is skipped, not fatal: the dataset yields ``None`` for it and
+:func:`collate_skipping` drops it from the batch and reports its path, so the training loop
+can warn once per file and count the skips (this works with worker processes too).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "DIGITS_MEAN",
+    "DIGITS_STD",
+    "DataError",
+    "Preprocessing",
+    "Batch",
+    "DigitsDataset",
+    "ImageFileDataset",
+    "digits_splits",
+    "folder_splits",
+    "scan_class_folders",
+    "collate_skipping",
+    "decode_image_file",
+    "eval_transform",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Mean and standard deviation of all pixels of load_digits scaled to [0, 1] and upsampled to 32x32
+# (computed once, fixed here so that training, evaluation and prediction normalise identically).
+DIGITS_MEAN = (0.305,)
+DIGITS_STD = (0.324,)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used (missing, empty, no class folders, mismatched classes)."""
+
+
+@dataclass
+class Preprocessing:
+    """How images become model inputs; saved with the model so eval/predict match training."""
+
+    image_size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop: float = 0.875  # evaluation resizes the short side to image_size / crop, then centre-crops
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std), "crop": self.crop}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(int(data["image_size"]), int(data["channels"]), tuple(data["mean"]), tuple(data["std"]), float(data.get("crop", 0.875)))
+
+
+@dataclass
+class Batch:
+    """A collated batch: images, targets and the paths of files that had to be skipped."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    skipped: list[str] = field(default_factory=list)
+
+
+def collate_skipping(samples: Sequence[tuple[torch.Tensor, int] | str]) -> Batch:
+    """Stack ``(image, target)`` samples; a ``str`` sample is the path of an unreadable file."""
+    good = [s for s in samples if not isinstance(s, str)]
+    skipped = [s for s in samples if isinstance(s, str)]
+    if not good:
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
+    images = torch.stack([s[0] for s in good])
+    targets = torch.tensor([s[1] for s in good], dtype=torch.long)
+    return Batch(images, targets, skipped)
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+class DigitsDataset(Dataset):
+    """Images already in memory (``N x C x H x W`` floats, normalised) with optional tensor augmentation."""
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.images = images
+        self.targets = targets
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.targets[index])
+
+
+def digits_splits(image_size: int, val_fraction: float, seed: int, augment: bool) -> tuple[DigitsDataset, DigitsDataset, list[str], Preprocessing]:
+    """scikit-learn's 1,797 handwritten digits, upsampled to ``image_size``, split by a seeded permutation.
+
+    The split depends only on ``seed`` and ``val_fraction``; training images get a small random
+    affine jitter (rotation, shift, scale) when ``augment`` is true. Digits are not flipped.
+    """
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+    from torchvision.transforms import v2
+
+    digits = load_digits()
+    pixels = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    pixels = F.interpolate(pixels, size=(image_size, image_size), mode="bilinear", align_corners=False).clamp_(0, 1)
+    pixels = (pixels - DIGITS_MEAN[0]) / DIGITS_STD[0]
+    targets = torch.as_tensor(digits.target, dtype=torch.long)
+    order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, round(len(targets) * val_fraction))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    jitter = v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), fill=(0.0 - DIGITS_MEAN[0]) / DIGITS_STD[0]) if augment else None
+    train = DigitsDataset(pixels[train_idx], targets[train_idx], jitter)
+    val = DigitsDataset(pixels[val_idx], targets[val_idx])
+    prep = Preprocessing(image_size, 1, DIGITS_MEAN, DIGITS_STD, crop=1.0)
+    return train, val, [str(i) for i in range(10)], prep
+
+
+# ----------------------------------------------------------------------------- image folders
+
+
+def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (sorted sub-folder names) and ``(path, class index)`` for every image file under ``root``."""
+    from torchvision.datasets.folder import find_classes, make_dataset
+
+    if not root.exists():
+        raise DataError(f"--data: folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise DataError(f"--data: {str(root)!r} is not a folder")
+    try:
+        classes, class_to_idx = find_classes(str(root))
+    except FileNotFoundError:
+        raise DataError(f"--data: {str(root)!r} has no class sub-folders; expected {root}/<class>/<image files>") from None
+    samples = make_dataset(str(root), class_to_idx, extensions=IMAGE_EXTENSIONS, allow_empty=True)
+    if not samples:
+        raise DataError(f"--data: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the class folders of {str(root)!r}")
+    return classes, samples
+
+
+def decode_image_file(path: str, channels: int) -> torch.Tensor:
+    """Decode an image file to a ``uint8`` tensor with ``channels`` (1 or 3) channels."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    return decode_image(path, mode=mode)
+
+
+def train_transform(prep: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Random-resized crop and horizontal flip, then scale to [0, 1] and normalise."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.RandomResizedCrop(prep.image_size, antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(prep.mean), list(prep.std)),
+    ])
+
+
+def eval_transform(prep: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Resize the short side to ``image_size / crop``, centre-crop ``image_size``, scale and normalise."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.Resize(int(round(prep.image_size / prep.crop)), antialias=True),
+        v2.CenterCrop(prep.image_size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(prep.mean), list(prep.std)),
+    ])
+
+
+class ImageFileDataset(Dataset):
+    """``(path, target)`` samples decoded on access; unreadable files come back as their path (a ``str``)."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], channels: int, transform: Callable[[torch.Tensor], torch.Tensor]):
+        self.samples = list(samples)
+        self.channels = channels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | str:
+        path, target = self.samples[index]
+        try:
+            image = decode_image_file(path, self.channels)
+        except (RuntimeError, OSError, ValueError):
+            return path
+        return self.transform(image), target
+
+
+def default_preprocessing(image_size: int, channels: int) -> Preprocessing:
+    """ImageNet normalisation (averaged over RGB for one-channel models)."""
+    if channels == 3:
+        return Preprocessing(image_size, 3, IMAGENET_MEAN, IMAGENET_STD)
+    if channels == 1:
+        return Preprocessing(image_size, 1, (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,))
+    raise DataError(f"image folders need a model with in_channels 1 (grey) or 3 (RGB), got in_channels={channels}")
+
+
+def folder_splits(
+    root: str | os.PathLike[str], val_split: float | None, seed: int, prep: Preprocessing
+) -> tuple[ImageFileDataset, ImageFileDataset, list[str]]:
+    """Training and validation datasets from ``root/train`` + ``root/val``, or one class tree split by ``val_split``."""
+    root = Path(root)
+    train_dir, val_dir = root / "train", root / "val"
+    if train_dir.is_dir() and val_dir.is_dir():
+        if val_split is not None:
+            raise DataError(f"--val-split: {root} already has train/ and val/ folders; drop --val-split or point --data at one class tree")
+        classes, train_samples = scan_class_folders(train_dir)
+        val_classes, val_samples = scan_class_folders(val_dir)
+        unknown = sorted(set(val_classes) - set(classes))
+        if unknown:
+            raise DataError(f"--data: {val_dir} has class folder(s) {unknown} that {train_dir} lacks")
+        remap = {i: classes.index(name) for i, name in enumerate(val_classes)}
+        val_samples = [(p, remap[t]) for p, t in val_samples]
+    else:
+        if val_split is None:
+            raise DataError(f"--data: {root} has no train/ and val/ sub-folders; give --val-split (e.g. 0.1) to split one class tree")
+        if not 0.0 < val_split < 1.0:
+            raise DataError(f"--val-split must be between 0 and 1 (exclusive), got {val_split}")
+        classes, samples = scan_class_folders(root)
+        order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed)).tolist()
+        n_val = max(1, round(len(samples) * val_split))
+        if n_val >= len(samples):
+            raise DataError(f"--val-split {val_split} leaves no training images out of {len(samples)}")
+        val_samples = [samples[i] for i in sorted(order[:n_val])]
+        train_samples = [samples[i] for i in sorted(order[n_val:])]
+    train = ImageFileDataset(train_samples, prep.channels, train_transform(prep))
+    val = ImageFileDataset(val_samples, prep.channels, eval_transform(prep))
+    return train, val, classes

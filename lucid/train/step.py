@@ -1,0 +1,79 @@
+"""One optimisation step and the speed settings it runs with by default.
+
+This file is the contract between ``lucid train`` and ``lucid bench --mode train``: both
+run exactly :func:`train_step`, with the settings :func:`fast_defaults` picks for the
+device, so a benchmark measures what training does.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = ["fast_defaults", "cpu_has_fast_bf16", "train_step"]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU runs bf16 matmuls/convolutions natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+
+
+def fast_defaults(device: torch.device) -> dict[str, Any]:
+    """Default speed settings for training on ``device``.
+
+    Returns ``{"channels_last": bool, "amp_dtype": torch.dtype | None, "compile": bool}``:
+    bf16 autocast where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16/AMX),
+    channels-last memory format, and no ``torch.compile`` (its start-up cost dominates short runs).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    elif device.type == "cpu":
+        amp = torch.bfloat16 if cpu_has_fast_bf16() else None
+    else:
+        amp = None
+    return {"channels_last": True, "amp_dtype": amp, "compile": False}
+
+
+def train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    scaler: torch.amp.GradScaler | None = None,
+    clip_grad: float | None = None,
+) -> torch.Tensor:
+    """Forward, backward and optimizer update on one batch; returns the detached loss.
+
+    ``amp_dtype`` autocasts the forward pass (bf16 or fp16); ``scaler`` (a GradScaler,
+    needed for fp16) scales the loss and skips steps with non-finite gradients;
+    ``clip_grad`` clips the global gradient norm. ``images`` and ``targets`` should
+    already be on the model's device.
+    """
+    if channels_last and images.dim() == 4:
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = model(images)
+        loss = loss_fn(logits.float(), targets)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if clip_grad is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        optimizer.step()
+    return loss.detach()

@@ -1,0 +1,302 @@
+"""Published ImageNet weights for the presets: a registry per tag, download, verify, convert, load.
+
+The weights are torchvision's own files (``download.pytorch.org``); they are kept in a cache
+folder shared with torchvision when ``LUCID_HOME`` is not set, checked against the SHA-256
+prefix in their file name, renamed to the lucid layout and loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import unquote, urlparse
+
+import torch
+from torch import nn
+
+from .conversion import convert
+from .io import CheckpointError, load_file, load_into
+
+__all__ = [
+    "PretrainedWeights",
+    "cache_dir",
+    "download",
+    "info",
+    "list_pretrained",
+    "load_checkpoint",
+    "load_pretrained",
+    "register_pretrained",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """One published set of weights for one preset.
+
+    ``sha256`` is the prefix of the file's SHA-256 digest, as published in its file name.
+    ``resize``/``crop``/``mean``/``std``/``interpolation`` are the evaluation preprocessing
+    the published ``top1``/``top5`` (percent, single crop) were measured with.
+    """
+
+    preset: str
+    tag: str
+    url: str
+    sha256: str
+    layout: str = "torchvision"
+    num_classes: int = 1000
+    dataset: str = "ImageNet-1K"
+    resize: int = 256
+    crop: int = 224
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    top1: float | None = None
+    top5: float | None = None
+    recipe: str = ""
+
+    @property
+    def filename(self) -> str:
+        """Name of the file in the cache folder (the last part of the URL)."""
+        return Path(unquote(urlparse(self.url).path)).name
+
+    def transforms(self) -> Any:
+        """The evaluation preprocessing as a torchvision transform (PIL image or uint8 tensor in, normalised float tensor out)."""
+        from torchvision.transforms import InterpolationMode, v2
+
+        return v2.Compose(
+            [
+                v2.Resize(self.resize, interpolation=InterpolationMode(self.interpolation), antialias=True),
+                v2.CenterCrop(self.crop),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(list(self.mean), list(self.std)),
+            ]
+        )
+
+
+_REGISTRY: dict[str, dict[str, PretrainedWeights]] = {}
+_DEFAULT_TAG: dict[str, str] = {}
+
+
+def register_pretrained(weights: PretrainedWeights, default: bool = False) -> PretrainedWeights:
+    """Add (or replace) ``weights`` under ``(weights.preset, weights.tag)``.
+
+    ``default=True`` (or being the preset's first tag) makes it what ``pretrained=True`` loads.
+    Use it for a mirror or your own published weights; ``file://`` URLs work.
+    """
+    if not isinstance(weights, PretrainedWeights):
+        raise TypeError(f"weights must be a PretrainedWeights, got {type(weights).__name__}")
+    if not (len(weights.sha256) >= 8 and all(c in "0123456789abcdef" for c in weights.sha256)):
+        raise ValueError(f"sha256 must be at least 8 lowercase hex digits of the file's SHA-256, got {weights.sha256!r}")
+    _REGISTRY.setdefault(weights.preset, {})[weights.tag] = weights
+    if default or weights.preset not in _DEFAULT_TAG:
+        _DEFAULT_TAG[weights.preset] = weights.tag
+    return weights
+
+
+def _torchvision(preset: str, tag: str, file: str, resize: int, top1: float, top5: float, recipe: str) -> None:
+    """Register one of torchvision's files; its name ends in ``-<sha256 prefix>.pth``."""
+    sha = file.rsplit("-", 1)[1].split(".")[0]
+    register_pretrained(
+        PretrainedWeights(
+            preset=preset, tag=tag, url=f"https://download.pytorch.org/models/{file}", sha256=sha,
+            resize=resize, top1=top1, top5=top5, recipe=recipe,
+        ),
+        default=True,  # rows are listed oldest first; torchvision's default is the newest recipe
+    )
+
+
+_V1 = "https://github.com/pytorch/vision/tree/main/references/classification#resnet"
+_V1X = "https://github.com/pytorch/vision/tree/main/references/classification#resnext"
+_V1W = "https://github.com/pytorch/vision/pull/912#issue-445437439"
+_V2 = "https://github.com/pytorch/vision/issues/3995#new-recipe"
+_V2F = "https://github.com/pytorch/vision/issues/3995#new-recipe-with-fixres"
+# preset, tag, file, resize (crop 224, bilinear, ImageNet mean/std), top-1, top-5, recipe
+for _row in (
+    ("resnet_18", "IMAGENET1K_V1", "resnet18-f37072fd.pth", 256, 69.758, 89.078, _V1),
+    ("resnet_34", "IMAGENET1K_V1", "resnet34-b627a593.pth", 256, 73.314, 91.420, _V1),
+    ("resnet_50", "IMAGENET1K_V1", "resnet50-0676ba61.pth", 256, 76.130, 92.862, _V1),
+    ("resnet_50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth", 232, 80.858, 95.434,
+     "https://github.com/pytorch/vision/issues/3995#issuecomment-1013906621"),
+    ("resnet_101", "IMAGENET1K_V1", "resnet101-63fe2227.pth", 256, 77.374, 93.546, _V1),
+    ("resnet_101", "IMAGENET1K_V2", "resnet101-cd907fc2.pth", 232, 81.886, 95.780, _V2),
+    ("resnet_152", "IMAGENET1K_V1", "resnet152-394f9c45.pth", 256, 78.312, 94.046, _V1),
+    ("resnet_152", "IMAGENET1K_V2", "resnet152-f82ba261.pth", 232, 82.284, 96.002, _V2),
+    ("wide_resnet_50", "IMAGENET1K_V1", "wide_resnet50_2-95faca4d.pth", 256, 78.468, 94.086, _V1W),
+    ("wide_resnet_50", "IMAGENET1K_V2", "wide_resnet50_2-9ba9bcbe.pth", 232, 81.602, 95.758, _V2F),
+    ("wide_resnet_101", "IMAGENET1K_V1", "wide_resnet101_2-32ee1156.pth", 256, 78.848, 94.284, _V1W),
+    ("wide_resnet_101", "IMAGENET1K_V2", "wide_resnet101_2-d733dc28.pth", 232, 82.510, 96.020, _V2),
+    ("resnext_50_32x4d", "IMAGENET1K_V1", "resnext50_32x4d-7cdf4587.pth", 256, 77.618, 93.698, _V1X),
+    ("resnext_50_32x4d", "IMAGENET1K_V2", "resnext50_32x4d-1a0047aa.pth", 232, 81.198, 95.340, _V2),
+    ("resnext_101_32x8d", "IMAGENET1K_V1", "resnext101_32x8d-8ba56ff5.pth", 256, 79.312, 94.526, _V1X),
+    ("resnext_101_32x8d", "IMAGENET1K_V2", "resnext101_32x8d-110c445d.pth", 232, 82.834, 96.228, _V2F),
+    ("resnext_101_64x4d", "IMAGENET1K_V1", "resnext101_64x4d-173b62eb.pth", 232, 83.246, 96.454,
+     "https://github.com/pytorch/vision/pull/5935"),
+):
+    _torchvision(*_row)
+
+
+def _check_preset(name: str) -> None:
+    from ..models.registry import get_preset
+
+    get_preset(name)  # unknown names raise with suggestions
+
+
+def list_pretrained(name: str | None = None) -> list[str]:
+    """Tags published for preset ``name`` (default first), or, without a name, the presets that have weights."""
+    if name is None:
+        return sorted(_REGISTRY)
+    _check_preset(name)
+    tags = _REGISTRY.get(name, {})
+    return sorted(tags, key=lambda t: (t != _DEFAULT_TAG.get(name), t))
+
+
+def info(name: str, tag: str | None = None) -> PretrainedWeights:
+    """The registry entry for preset ``name`` and ``tag`` (``None`` or ``"DEFAULT"``: the default tag)."""
+    _check_preset(name)
+    tags = _REGISTRY.get(name)
+    if not tags:
+        raise ValueError(f"no published weights for {name!r}; presets with weights: {', '.join(list_pretrained())}")
+    if tag is not None and not isinstance(tag, str):
+        raise TypeError(f"weights must be a tag name such as 'IMAGENET1K_V1' (or use pretrained=True), got {tag!r}")
+    if tag is None or tag.upper() == "DEFAULT":
+        return tags[_DEFAULT_TAG[name]]
+    by_upper = {t.upper(): w for t, w in tags.items()}
+    if tag.upper() not in by_upper:
+        raise ValueError(f"weights={tag!r} is not a tag of {name!r}; its tags: {', '.join(list_pretrained(name))}")
+    return by_upper[tag.upper()]
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: ``$LUCID_HOME/weights``, else torch hub's ``checkpoints`` folder (``$TORCH_HOME/hub``)."""
+    home = os.environ.get("LUCID_HOME")
+    if home:
+        return Path(home).expanduser() / "weights"
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(name: str, tag: str | None = None, *, url: str | None = None, progress: bool = True) -> Path:
+    """The verified local file of weights ``(name, tag)``, downloaded into :func:`cache_dir` if needed.
+
+    ``url`` replaces the registry's URL (a mirror, or ``file://`` in tests); the file must
+    still have the registered SHA-256 prefix.
+    """
+    entry = info(name, tag)
+    if url is not None:
+        entry = dataclasses.replace(entry, url=url)
+    dest = cache_dir() / entry.filename
+    if not dest.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:  # writes a temporary file, checks the hash, then renames it into place
+            torch.hub.download_url_to_file(entry.url, str(dest), hash_prefix=entry.sha256, progress=progress)
+        except RuntimeError as e:
+            raise CheckpointError(
+                f"{entry.url}: the downloaded file failed its SHA-256 check and was discarded ({e}); "
+                "the download was corrupt or the file on the server changed"
+            ) from None
+        except OSError as e:  # URLError/HTTPError and socket errors are OSErrors
+            raise CheckpointError(
+                f"could not download the {name} weights {entry.tag!r} from {entry.url} ({getattr(e, 'reason', e)}).\n"
+                f"Offline? Fetch that URL on another machine and place the file at {dest} "
+                f"(its SHA-256 must start with {entry.sha256}); it will be used from there."
+            ) from None
+    got = _sha256(dest)
+    if not got.startswith(entry.sha256):
+        raise CheckpointError(
+            f"{dest}: SHA-256 {got} does not start with {entry.sha256}, the published prefix for "
+            f"{name} {entry.tag!r}; delete the file to download it again"
+        )
+    return dest
+
+
+def _adapt(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
+    """Fit the classifier and first convolution of ``state_dict`` to ``model``, warning about each change.
+
+    A different number of classes (or none: a headless checkpoint) keeps the backbone and
+    re-initialises ``fc``; a different number of input channels sums (1 channel) or cycles
+    and rescales the first conv's filters.
+    """
+    own = model.state_dict()
+    out = dict(state_dict)
+    head = out.get("fc.weight")
+    if "fc.weight" in own and (head is None or head.shape != own["fc.weight"].shape):
+        model.get_submodule("fc").reset_parameters()
+        fresh = model.state_dict()
+        out["fc.weight"], out["fc.bias"] = fresh["fc.weight"], fresh["fc.bias"]
+        had = "no classifier" if head is None else f"a classifier for {head.shape[0]} classes"
+        warnings.warn(
+            f"{origin}: the checkpoint has {had} and the model {own['fc.weight'].shape[0]} classes; "
+            "loaded the backbone and re-initialised fc (train it before use)",
+            stacklevel=3,
+        )
+    key = "stem.0.weight"
+    if key in out and key in own and out[key].shape[1] != own[key].shape[1] and out[key].shape[0] == own[key].shape[0]:
+        w = out[key]
+        wanted, have = own[key].shape[1], w.shape[1]
+        if wanted == 1:
+            w = w.sum(dim=1, keepdim=True)
+        else:
+            w = w.repeat(1, -(-wanted // have), 1, 1)[:, :wanted] * (have / wanted)
+        out[key] = w
+        warnings.warn(
+            f"{origin}: the checkpoint's first convolution takes {have} input channels and the model "
+            f"{wanted}; adapted its filters ({'summed' if wanted == 1 else 'cycled and rescaled'})",
+            stacklevel=3,
+        )
+    return out
+
+
+def load_checkpoint(
+    model: nn.Module, checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor], source: str = "auto"
+) -> nn.Module:
+    """Load a torchvision, timm or lucid checkpoint (file or state dict) into a lucid ``model``.
+
+    The layout is converted (see :func:`~lucid.weights.convert`); a classifier of another
+    size is replaced by a fresh one and other input channels are adapted, each with a warning.
+    Any other mismatch raises :class:`CheckpointError` listing it.
+    """
+    origin = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "state_dict"
+    state_dict = load_file(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+    load_into(model, _adapt(model, convert(state_dict, source, to="lucid"), origin))
+    return model
+
+
+def load_pretrained(
+    model: nn.Module, preset_name: str, tag: str | None = None, *, url: str | None = None, progress: bool = True
+) -> nn.Module:
+    """Download (once), verify and load the published weights ``tag`` of ``preset_name`` into ``model``.
+
+    This is what ``resnet_50(pretrained=True)`` and ``resnet_50(weights="IMAGENET1K_V1")`` call.
+    ``model`` must have the preset's architecture; ``num_classes``/``in_channels`` may differ
+    (see :func:`load_checkpoint`).
+    """
+    entry = info(preset_name, tag)
+    config = getattr(model, "config", None)
+    if entry.layout == "torchvision" and config is not None:
+        extras = {
+            "stem_type": getattr(config, "stem_type", None),
+            "avg_down": getattr(config, "avg_down", False),
+            "se_reduction": getattr(config, "block_args", {}).get("se_reduction"),
+        }
+        used = {k: v for k, v in extras.items() if v}
+        if used:
+            raise ValueError(
+                f"{preset_name} weights {entry.tag!r} are torchvision's (plain stem and shortcuts, no squeeze-excite); "
+                f"this model sets {', '.join(f'{k}={v!r}' for k, v in used.items())}"
+            )
+    return load_checkpoint(model, download(preset_name, entry.tag, url=url, progress=progress), source=entry.layout)

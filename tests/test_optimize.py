@@ -1,0 +1,172 @@
+"""optimize_for_inference: same outputs as the eval-mode model, original untouched, bad input refused."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import lucid
+from lucid.models import ResNeXt, ResNeXtConfig, ResNet, ResNetConfig
+from lucid.optimize import OptimizedModel, fold_batchnorm
+
+SMALL = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
+
+CONFIGS = {
+    "resnext": lambda: ResNeXt(ResNeXtConfig(cardinality=4, base_width=16, **SMALL)),
+    "basic": lambda: ResNet(ResNetConfig(block="basic", stem_width=16, **SMALL)),
+    "deep_avgdown_se_1ch": lambda: ResNeXt(
+        ResNeXtConfig(cardinality=4, base_width=16, in_channels=1, stem_type="deep", stem_width=8, avg_down=True,
+                      block_args={"se_reduction": 4, "drop_path": 0.1}, **SMALL)
+    ),
+}
+
+
+def _randomise_norms(model: nn.Module) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine terms, so folding them is really tested."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model
+
+
+def _model(kind: str) -> nn.Module:
+    return _randomise_norms(CONFIGS[kind]()).eval()
+
+
+def _images(model: nn.Module, n: int = 4, size: int = 32) -> torch.Tensor:
+    return torch.randn(n, model.config.in_channels, size, size, generator=torch.Generator().manual_seed(2))
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_float32_matches_eval_model(kind: str) -> None:
+    model = _model(kind)
+    x = _images(model)
+    with torch.no_grad():
+        ref = model(x)
+    fast = lucid.optimize_for_inference(model)
+    assert isinstance(fast, OptimizedModel) and not fast.training
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    out = fast(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert _rel_err(out, ref) < 1e-4
+
+
+def test_cpu_uses_fused_onednn_kernels_and_handles_new_shapes() -> None:
+    model = _model("resnext")
+    fast = lucid.optimize_for_inference(model)
+    assert fast.backend == "onednn-fused"
+    # the packed weights follow the input shape: a new batch size and resolution still give the eval outputs
+    for n, size in ((4, 32), (3, 48), (4, 32)):
+        x = _images(model, n, size)
+        with torch.no_grad():
+            assert _rel_err(fast(x), model(x)) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["resnext", "deep_avgdown_se_1ch"])
+def test_bfloat16_logits_close_and_same_top1(kind: str) -> None:
+    model = _model(kind)
+    x = _images(model, n=16)
+    with torch.no_grad():
+        ref = model(x)
+    out = lucid.optimize_for_inference(model, dtype=torch.bfloat16)(x)
+    assert out.dtype == torch.float32
+    cos = nn.functional.cosine_similarity(out, ref, dim=1)
+    assert cos.min().item() >= 0.99
+    # top-1 must agree wherever the reference is not a near tie (bf16 keeps ~3 significant digits)
+    top2 = ref.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 0.02 * ref.abs().amax(dim=1)
+    assert clear.sum() >= 12
+    assert torch.equal(out.argmax(1)[clear], ref.argmax(1)[clear])
+
+
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_original_model_unchanged(train_mode: bool) -> None:
+    model = _model("deep_avgdown_se_1ch").train(train_mode)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    types = [type(m) for m in model.modules()]
+    fast = lucid.optimize_for_inference(model, dtype=torch.bfloat16)
+    fast(_images(model))
+    after = model.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [m.training for m in model.modules()] == modes
+    assert [type(m) for m in model.modules()] == types
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_train_mode_model_is_optimized_as_its_eval_mode() -> None:
+    model = _model("resnext").train()
+    x = _images(model)
+    fast = lucid.optimize_for_inference(model)
+    model.eval()
+    with torch.no_grad():
+        ref = model(x)
+    assert _rel_err(fast(x), ref) < 1e-4
+    with pytest.raises(RuntimeError, match="inference-only"):
+        fast.train()
+    assert fast.eval() is fast
+
+
+def test_fold_batchnorm_keeps_outputs_and_removes_every_norm() -> None:
+    model = _model("deep_avgdown_se_1ch")
+    x = _images(model)
+    with torch.no_grad():
+        ref = model(x)
+        folded = fold_batchnorm(_model("deep_avgdown_se_1ch"))
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+        assert _rel_err(folded(x), ref) < 1e-5
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(_model("resnext").train())
+
+
+def test_output_dtype_follows_input() -> None:
+    model = _model("basic")
+    x = _images(model)
+    fast = lucid.optimize_for_inference(model)
+    out64 = fast(x.double())
+    assert out64.dtype == torch.float64
+    with torch.no_grad():
+        assert _rel_err(out64.float(), model(x)) < 1e-4
+
+
+def test_refuses_non_lucid_models() -> None:
+    import torchvision
+
+    for bad in (torchvision.models.resnet18(), nn.Conv2d(3, 8, 3), "resnet_18"):
+        with pytest.raises(TypeError, match="lucid ResNet/ResNeXt"):
+            lucid.optimize_for_inference(bad)
+
+
+def test_refuses_bad_arguments() -> None:
+    model = _model("basic")
+    with pytest.raises(ValueError, match="dtype must be one of .* on cpu, got torch.float16"):
+        lucid.optimize_for_inference(model, dtype=torch.float16)
+    with pytest.raises(ValueError, match="dtype"):
+        lucid.optimize_for_inference(model, dtype=torch.int8)
+    with pytest.raises(TypeError, match="compile must be a bool"):
+        lucid.optimize_for_inference(model, compile="yes")
+    with torch.device("meta"):
+        meta = CONFIGS["basic"]()
+    with pytest.raises(ValueError, match="'meta'"):
+        lucid.optimize_for_inference(meta)
+
+
+def test_refuses_bad_input() -> None:
+    fast = lucid.optimize_for_inference(_model("deep_avgdown_se_1ch"))
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\), got shape \(2, 3, 32, 32\)"):
+        fast(torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"got shape \(1, 32, 32\)"):
+        fast(torch.randn(1, 32, 32))
+    with pytest.raises(TypeError, match="got list"):
+        fast([[0.0]])
