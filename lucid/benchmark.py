@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "Contender", "Result", "PEERS", "peer_models", "infer_contenders", "train_contenders", "measure", "format_table", "machine_summary",
+    "PEERS", "Contender", "Result", "peer_models", "make_batch", "describe", "peer_infer", "lucid_infer", "peer_train",
+    "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "machine_summary",
 ]
 
 # lucid preset -> (torchvision builder name, timm model name) of the same architecture
@@ -111,33 +112,89 @@ def peer_models(name: str, model: nn.Module) -> dict[str, nn.Module]:
 # ------------------------------------------------------------------------- contenders
 
 
-def _batch(batch: int, size: int, in_channels: int, device: torch.device, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, in_channels, size, size, generator=g).to(device)
+def make_batch(model: nn.Module, batch: int, size: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed random images and labels for ``model`` (same for every contender)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, model.config.in_channels, size, size, generator=g)
+    y = torch.randint(0, model.config.num_classes, (batch,), generator=g)
+    return x.to(device), y.to(device)
 
 
-def _eager_runner(model: nn.Module, x: torch.Tensor, dtype: torch.dtype, channels_last: bool, compile: bool) -> Callable[[], Any]:
-    """How a peer user runs inference: eval, no grad, optionally channels-last/cast/compiled."""
-    model = model.eval().to(x.device)
+def describe(dtype: torch.dtype | None, channels_last: bool, compile: bool, autocast: bool = False) -> str:
+    """``"bfloat16 channels-last compiled"`` and the like, for table rows."""
+    precision = "float32" if dtype is None else ("autocast " if autocast else "") + str(dtype).replace("torch.", "")
+    return f"{precision} {'channels-last' if channels_last else 'NCHW'} {'compiled' if compile else 'eager'}"
+
+
+def peer_infer(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32, channels_last: bool = False, compile: bool = False) -> Callable[[], Any]:
+    """How a torchvision/timm user runs inference: eval, inference mode, optionally channels-last,
+    weights cast to ``dtype`` and ``torch.compile``. ``model`` is copied, not changed."""
+    net = copy.deepcopy(model).eval().to(x.device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if dtype != torch.float32:
-        model = model.to(dtype)
-    net = torch.compile(model) if compile else model
+        net = net.to(memory_format=torch.channels_last)
+    net = net.to(dtype)
+    run_net = torch.compile(net) if compile else net
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def run() -> Any:
         with torch.inference_mode():
-            xi = x.to(dtype)
-            if channels_last:
-                xi = xi.contiguous(memory_format=torch.channels_last)
-            return net(xi)
+            return run_net(x.to(dtype).contiguous(memory_format=memory_format))
 
     return run
 
 
-def _describe(dtype: torch.dtype, channels_last: bool, compile: bool) -> str:
-    parts = [str(dtype).replace("torch.", ""), "channels-last" if channels_last else "NCHW", "compiled" if compile else "eager"]
-    return " ".join(parts)
+def lucid_infer(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32, compile: bool = False) -> tuple[str, Callable[[], Any]]:
+    """lucid's way: :func:`lucid.optimize_for_inference`; returns (setup description, runner)."""
+    from .optimize import optimize_for_inference
+
+    fast = optimize_for_inference(model, dtype=dtype, compile=compile)
+    return f"optimize_for_inference({str(dtype).replace('torch.', '')}{', compile' if compile else ''}): {fast.backend}", lambda: fast(x)
+
+
+def peer_train(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False, compile: bool = False, lr: float = 1e-3,
+) -> Callable[[], Any]:
+    """A plain training step as a peer's user writes it: zero_grad, forward (optionally under
+    autocast, channels-last, compiled), cross-entropy, backward, SGD(momentum=0.9) step."""
+    net = copy.deepcopy(model).train().to(x.device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    run_net = torch.compile(net) if compile else net
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> Any:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss = loss_fn(run_net(x).float(), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+def lucid_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, compile: bool | None = None, lr: float = 1e-3) -> tuple[str, Callable[[], Any]]:
+    """:func:`lucid.train.step.train_step` with :func:`lucid.train.step.fast_defaults` for the device,
+    as ``lucid train`` runs it (``compile=None`` keeps the default); returns (setup, runner)."""
+    from .train.step import fast_defaults, train_step
+
+    defaults = fast_defaults(x.device)
+    use_compile = defaults["compile"] if compile is None else compile
+    net = copy.deepcopy(model).train().to(x.device)
+    if defaults["channels_last"]:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    run_net = torch.compile(net) if use_compile else net
+    loss_fn = nn.CrossEntropyLoss()
+    amp = defaults["amp_dtype"]
+
+    def step() -> Any:
+        return train_step(run_net, x, y, opt, loss_fn, amp_dtype=amp, channels_last=defaults["channels_last"])
+
+    return f"train_step, fast_defaults: {describe(amp, defaults['channels_last'], use_compile, autocast=True)}", step
 
 
 def infer_contenders(
@@ -151,26 +208,21 @@ def infer_contenders(
     device: torch.device | str = "cpu",
     peers: bool = True,
 ) -> list[Contender]:
-    """lucid's ``optimize_for_inference`` and each peer in eager fp32 NCHW (its default).
+    """Each peer in eager fp32 NCHW (its default) and lucid's ``optimize_for_inference``.
 
-    When ``dtype``/``compile`` differ from the defaults, every peer is also run with the same
-    dtype, channels-last and compile setting, so that lucid is compared with the best the peer
-    offers under the same conditions as well as with its default.
+    When ``dtype``/``compile`` differ from the defaults, every peer is also run with that dtype,
+    channels-last and compile setting, so lucid is compared with the best a peer's user would
+    write by hand as well as with the peer's default.
     """
-    from .optimize import optimize_for_inference
-
-    device = torch.device(device)
     model = model.to(device).eval()
-    x = _batch(batch, size, model.config.in_channels, device)
-    found = peer_models(name, model) if peers else {}
+    x, _ = make_batch(model, batch, size, device)
     out: list[Contender] = []
-    for peer, m in found.items():
-        out.append(Contender(peer, _describe(torch.float32, False, False), _eager_runner(m, x, torch.float32, False, False), batch, peer=True))
+    for peer, m in (peer_models(name, model) if peers else {}).items():
+        out.append(Contender(peer, describe(torch.float32, False, False), peer_infer(m, x), batch, peer=True))
         if dtype != torch.float32 or compile:
-            matched = copy.deepcopy(m)
-            out.append(Contender(peer, _describe(dtype, True, compile), _eager_runner(matched, x, dtype, True, compile), batch, peer=True))
-    fast = optimize_for_inference(model, dtype=dtype, compile=compile)
-    out.append(Contender("lucid", f"optimize_for_inference({_describe(dtype, True, compile)}, {fast.backend})", lambda: fast(x), batch))
+            out.append(Contender(peer, describe(dtype, True, compile), peer_infer(m, x, dtype, True, compile), batch, peer=True))
+    setup, run = lucid_infer(model, x, dtype, compile)
+    out.append(Contender("lucid", setup, run, batch))
     return out
 
 
@@ -182,51 +234,17 @@ def train_contenders(
     size: int,
     device: torch.device | str = "cpu",
     peers: bool = True,
-    lr: float = 1e-3,
 ) -> list[Contender]:
-    """One training step each: lucid's ``train_step`` with ``fast_defaults`` for the device, and each
-    peer's plain eager fp32 NCHW step (zero_grad, forward, cross-entropy, backward, SGD step).
-
-    All use SGD with momentum 0.9 and the same batch, images and labels.
-    """
-    from .train.step import fast_defaults, train_step
-
-    device = torch.device(device)
-    model = model.to(device).train()
-    x = _batch(batch, size, model.config.in_channels, device)
-    y = torch.randint(0, model.config.num_classes, (batch,), generator=torch.Generator().manual_seed(1)).to(device)
-    loss_fn = nn.CrossEntropyLoss()
-    out: list[Contender] = []
-
-    for peer, m in (peer_models(name, model) if peers else {}).items():
-        m = m.to(device).train()
-        opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9)
-
-        def peer_step(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Any:
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(m(x), y)
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-        out.append(Contender(peer, "train step, float32 NCHW eager", peer_step, batch, peer=True))
-
-    defaults = fast_defaults(device)
-    lucid_model = copy.deepcopy(model)
-    if defaults["channels_last"]:
-        lucid_model = lucid_model.to(memory_format=torch.channels_last)
-    net = torch.compile(lucid_model) if defaults["compile"] else lucid_model
-    opt = torch.optim.SGD(lucid_model.parameters(), lr=lr, momentum=0.9)
-    amp = defaults["amp_dtype"]
-
-    def lucid_step() -> Any:
-        return train_step(net, x, y, opt, loss_fn, amp_dtype=amp, channels_last=defaults["channels_last"])
-
-    setup = (
-        f"train_step, fast_defaults: {'channels-last' if defaults['channels_last'] else 'NCHW'}, "
-        f"{'autocast ' + str(amp).replace('torch.', '') if amp else 'float32'}, {'compiled' if defaults['compile'] else 'eager'}"
-    )
-    out.append(Contender("lucid", setup, lucid_step, batch))
+    """Each peer's plain eager fp32 NCHW training step and lucid's ``train_step`` with its fast defaults,
+    all with SGD (momentum 0.9) on the same weights, images and labels."""
+    model = model.to(device)
+    x, y = make_batch(model, batch, size, device)
+    out = [
+        Contender(peer, "train step, " + describe(None, False, False), peer_train(m, x, y), batch, peer=True)
+        for peer, m in (peer_models(name, model) if peers else {}).items()
+    ]
+    setup, step = lucid_train(model, x, y)
+    out.append(Contender("lucid", setup, step, batch))
     return out
 
 

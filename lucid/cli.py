@@ -75,6 +75,8 @@ def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> An
         if overrides:
             raise CLIError("--set applies to preset names, not to a saved model folder")
         return models.from_pretrained(name_or_path)
+    if "/" in name_or_path or os.sep in name_or_path:  # preset names never contain one
+        raise FileNotFoundError(f"{name_or_path}: no such folder; expected a save_pretrained folder or a preset name")
     return models.create_model(name_or_path, **(overrides or {}))
 
 

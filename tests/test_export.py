@@ -189,7 +189,8 @@ def test_cli_exports_and_verifies_onnx_and_torch(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["export", "{tmp}/nowhere", "--out", "{tmp}/x.onnx"], "unknown model"),
+        (["export", "{tmp}/nowhere", "--out", "{tmp}/x.onnx"], "nowhere: no such folder"),
+        (["export", "resnet_81", "--out", "{tmp}/x.onnx"], "unknown model 'resnet_81'"),
         (["export", "{tmp}", "--out", "{tmp}/x.onnx"], "config.json"),  # a folder, but not a lucid model
         (["export", "resnet_18", "--out", "{tmp}/x.onnx", "--input-shape", "1,3,a"], "--input-shape"),
         (["export", "resnet_18", "--format", "torch", "--opset", "17", "--out", "{tmp}/x.pt2"], "--opset"),

@@ -1,6 +1,8 @@
 """optimize_for_inference: same outputs as the eval-mode model, original untouched, bad input refused."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -123,7 +125,7 @@ def test_fold_batchnorm_keeps_outputs_and_removes_every_norm() -> None:
     x = _images(model)
     with torch.no_grad():
         ref = model(x)
-        folded = fold_batchnorm(_model("deep_avgdown_se_1ch"))
+        folded = fold_batchnorm(copy.deepcopy(model))
         assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
         assert _rel_err(folded(x), ref) < 1e-5
     with pytest.raises(ValueError, match="eval mode"):

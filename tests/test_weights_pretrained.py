@@ -201,3 +201,13 @@ def test_offline_error_names_the_url_and_where_to_put_the_file(tmp_path: Path) -
     text = str(err.value)
     assert unreachable in text
     assert str(cache_dir() / "resnet18-f37072fd.pth") in text and "f37072fd" in text
+
+
+def test_cli_download_prints_the_verified_cache_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lucid.cli import main
+
+    _, entry = _publish(tmp_path)
+    assert main(["weights", "download", "resnet_18", "--tag", "TEST"]) == 0
+    cached = Path(capsys.readouterr().out.strip())
+    assert cached == cache_dir() / entry.filename
+    assert cached.read_bytes() == Path(entry.url.removeprefix("file://")).read_bytes()

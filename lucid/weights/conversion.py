@@ -116,11 +116,16 @@ def _from_lucid(state_dict: Mapping[str, torch.Tensor], to: str) -> dict[str, to
     if to == "lucid":
         return dict(state_dict)
     if to == "torchvision":
-        only_timm = [k for k in state_dict if k.startswith("stem.3.") or ".downsample.2." in k or ".se." in k]
-        if only_timm:
+        features = {
+            "a deep stem (stem_type='deep')": "stem.3.weight" in state_dict,
+            "ResNet-D shortcuts (avg_down=True)": any(".downsample.2." in k for k in state_dict),
+            "squeeze-excite (se_reduction)": any(".se." in k for k in state_dict),
+        }
+        found = [name for name, present in features.items() if present]
+        if found:
             raise CheckpointError(
-                f"state_dict: torchvision's ResNet has no deep stem, ResNet-D shortcut or squeeze-excite, but the "
-                f"weights hold {only_timm[0]!r} ({len(only_timm)} such keys); convert with to='timm' instead"
+                f"state_dict: these weights have {' and '.join(found)}, which torchvision's ResNet cannot hold; "
+                "convert with to='timm' instead"
             )
     return _rename(state_dict, to_lucid=False)
 

@@ -200,27 +200,28 @@ def download(name: str, tag: str | None = None, *, url: str | None = None, progr
     if url is not None:
         entry = dataclasses.replace(entry, url=url)
     dest = cache_dir() / entry.filename
-    if not dest.is_file():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:  # writes a temporary file, checks the hash, then renames it into place
-            torch.hub.download_url_to_file(entry.url, str(dest), hash_prefix=entry.sha256, progress=progress)
-        except RuntimeError as e:
+    if dest.is_file():  # downloaded before, or placed by hand: check it is the published file
+        got = _sha256(dest)
+        if not got.startswith(entry.sha256):
             raise CheckpointError(
-                f"{entry.url}: the downloaded file failed its SHA-256 check and was discarded ({e}); "
-                "the download was corrupt or the file on the server changed"
-            ) from None
-        except OSError as e:  # URLError/HTTPError and socket errors are OSErrors
-            raise CheckpointError(
-                f"could not download the {name} weights {entry.tag!r} from {entry.url} ({getattr(e, 'reason', e)}).\n"
-                f"Offline? Fetch that URL on another machine and place the file at {dest} "
-                f"(its SHA-256 must start with {entry.sha256}); it will be used from there."
-            ) from None
-    got = _sha256(dest)
-    if not got.startswith(entry.sha256):
+                f"{dest}: SHA-256 {got} does not start with {entry.sha256}, the published prefix for "
+                f"{name} {entry.tag!r}; delete the file to download it again"
+            )
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:  # writes a temporary file, checks its hash, then renames it into place
+        torch.hub.download_url_to_file(entry.url, str(dest), hash_prefix=entry.sha256, progress=progress)
+    except RuntimeError as e:
         raise CheckpointError(
-            f"{dest}: SHA-256 {got} does not start with {entry.sha256}, the published prefix for "
-            f"{name} {entry.tag!r}; delete the file to download it again"
-        )
+            f"{entry.url}: the downloaded file failed its SHA-256 check and was discarded ({e}); "
+            "the download was corrupt or the file on the server changed"
+        ) from None
+    except OSError as e:  # URLError/HTTPError and socket errors are OSErrors
+        raise CheckpointError(
+            f"could not download the {name} weights {entry.tag!r} from {entry.url} ({getattr(e, 'reason', e)}).\n"
+            f"Offline? Fetch that URL on another machine and place the file at {dest} "
+            f"(its SHA-256 must start with {entry.sha256}); it will be used from there."
+        ) from None
     return dest
 
 
