@@ -53,6 +53,8 @@ class Contender:
 
 @dataclass
 class Result:
+    """The timings of one contender: seconds per batch of ``batch`` images, peak memory if measured."""
+
     name: str
     setup: str
     batch: int
@@ -62,10 +64,12 @@ class Result:
 
     @property
     def median(self) -> float:
+        """Median seconds per batch."""
         return statistics.median(self.seconds)
 
     @property
     def images_per_second(self) -> float:
+        """Throughput at the median time."""
         return self.batch / self.median
 
 

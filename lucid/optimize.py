@@ -86,6 +86,12 @@ class _OneDNNConv2d(nn.Module):
         self._packed: torch.Tensor | None = None
         self._packed_for: torch.Size | None = None
 
+    def __getstate__(self) -> dict:
+        # the packed weight is an opaque tensor that cannot be copied or pickled; it is rebuilt on first use
+        state = self.__dict__.copy()
+        state["_packed"] = state["_packed_for"] = None
+        return state
+
     def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         if self._packed_for != x.shape or self._packed is None:
             self._packed = torch.ops.mkldnn._reorder_convolution_weight(
@@ -205,9 +211,13 @@ class OptimizedModel(nn.Module):
         out_dtype = x.dtype if x.is_floating_point() else torch.float32
         with torch.inference_mode():
             x = x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
-            if self.device.type == "cuda":
-                with torch.backends.cudnn.flags(enabled=True, benchmark=True):
+            if self.device.type == "cuda":  # let cuDNN time its algorithms for each new shape, for this call only
+                before = torch.backends.cudnn.benchmark
+                torch.backends.cudnn.benchmark = True
+                try:
                     out = self.net(x)
+                finally:
+                    torch.backends.cudnn.benchmark = before
             else:
                 out = self.net(x)
         return out.to(out_dtype)

@@ -72,6 +72,8 @@ def test_cpu_uses_fused_onednn_kernels_and_handles_new_shapes() -> None:
         x = _images(model, n, size)
         with torch.no_grad():
             assert _rel_err(fast(x), model(x)) < 1e-4
+    twin = copy.deepcopy(fast)  # the packed weights are rebuilt, not copied
+    assert torch.equal(twin(x), fast(x))
 
 
 @pytest.mark.parametrize("kind", ["resnext", "deep_avgdown_se_1ch"])

@@ -242,6 +242,44 @@ def test_a_swapped_batchnorm_statistic_would_be_caught() -> None:
 # ------------------------------------------------------------------------------ keys and errors
 
 
+TIMM_NAMES = {  # every lucid preset and timm's model of the same architecture
+    "resnet_18": "resnet18", "resnet_34": "resnet34", "resnet_50": "resnet50", "resnet_101": "resnet101",
+    "resnet_152": "resnet152", "wide_resnet_50": "wide_resnet50_2", "wide_resnet_101": "wide_resnet101_2",
+    "resnext_50_32x4d": "resnext50_32x4d", "resnext_101_32x4d": "resnext101_32x4d", "resnext_101_32x8d": "resnext101_32x8d",
+    "resnext_101_32x16d": "resnext101_32x16d", "resnext_101_32x32d": "resnext101_32x32d", "resnext_101_64x4d": "resnext101_64x4d",
+}
+
+
+def _shapes(sd: dict) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in sd.items()}
+
+
+def test_every_preset_has_a_conversion_case() -> None:
+    missing = sorted(set(models.list_models()) - set(TIMM_NAMES))
+    assert not missing, f"presets without a conversion check (add them to TIMM_NAMES): {missing}"
+
+
+@pytest.mark.parametrize("preset", sorted(TIMM_NAMES))
+def test_every_preset_and_variant_converts_to_the_exact_lucid_state_dict(preset: str) -> None:
+    """Shapes only (meta device): timm's and torchvision's models of each preset, plain and with
+    in_channels=1, num_classes=10, deep stem and ResNet-D shortcuts, convert to lucid's keys and shapes."""
+    timm = pytest.importorskip("timm")
+    import torchvision
+
+    variant = dict(in_chans=1, num_classes=10, stem_type="deep", stem_width=32, avg_down=True)
+    with torch.device("meta"):
+        for timm_kwargs in ({}, variant):
+            reference = timm.create_model(TIMM_NAMES[preset], pretrained=False, **timm_kwargs).state_dict()
+            lucid_kwargs = {"in_channels" if k == "in_chans" else k: v for k, v in timm_kwargs.items()}
+            lucid_sd = models.create_model(preset, **lucid_kwargs).state_dict()
+            assert _shapes(convert(reference, "timm")) == _shapes(lucid_sd)
+            assert _shapes(convert(lucid_sd, "lucid", to="timm")) == _shapes(reference)
+        tv_builder = getattr(torchvision.models, TIMM_NAMES[preset], None)
+        if tv_builder is not None:  # torchvision has 10 of the 13
+            reference = tv_builder().state_dict()
+            assert _shapes(convert(reference, "torchvision")) == _shapes(models.create_model(preset).state_dict())
+
+
 def test_key_names_follow_the_documented_layout() -> None:
     with torch.device("meta"):
         bottleneck = convert(models.resnet_50(stem_type="deep", stem_width=32, avg_down=True).state_dict(), "lucid", to="timm")

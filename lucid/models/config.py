@@ -56,6 +56,7 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:  # pragma: no cover - every subclass overrides
+        """Check every field, raising ``TypeError``/``ValueError`` that name the field; called on creation."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class ModelConfig:
         return cls(**data)
 
     def to_json(self) -> str:
+        """The :meth:`to_dict` form as indented JSON text."""
         return json.dumps(self.to_dict(), indent=2)
 
     def save_json(self, path: str | os.PathLike[str]) -> None:
@@ -88,6 +90,7 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls: type[C], text: str) -> C:
+        """Build a config from :meth:`to_json` text."""
         return cls.from_dict(json.loads(text))
 
     def replace(self: C, **changes: Any) -> C:

@@ -338,6 +338,7 @@ class ResNet(PretrainedMixin, nn.Module):
 
     @property
     def stages(self) -> list[nn.Sequential]:
+        """The four residual stages, ``[layer1, layer2, layer3, layer4]``."""
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

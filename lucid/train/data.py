@@ -57,10 +57,12 @@ class Preprocessing:
     crop: float = 0.875  # evaluation resizes the short side to image_size / crop, then centre-crops
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, stored with the trained model."""
         return {"image_size": self.image_size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std), "crop": self.crop}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        """Rebuild from :meth:`to_dict` output."""
         return cls(int(data["image_size"]), int(data["channels"]), tuple(data["mean"]), tuple(data["std"]), float(data.get("crop", 0.875)))
 
 

@@ -29,10 +29,12 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
+        """Whether this is a multi-process (DDP) run."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Whether this process is rank 0, the one that writes files and prints."""
         return self.rank == 0
 
 

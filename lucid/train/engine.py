@@ -91,10 +91,12 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
+        """``lr``, or the optimiser's default peak rate (SGD 0.1, AdamW 0.001)."""
         return self.lr if self.lr is not None else (0.1 if self.opt == "sgd" else 1e-3)
 
     @property
     def decay(self) -> float:
+        """``weight_decay``, or the optimiser's default (SGD 5e-4, AdamW 0.05)."""
         return self.weight_decay if self.weight_decay is not None else (5e-4 if self.opt == "sgd" else 0.05)
 
 

@@ -52,6 +52,7 @@ class Call:
 
     @property
     def type_name(self) -> str:
+        """Class name of the called module."""
         return type(self.module).__name__
 
     @property
@@ -65,6 +66,7 @@ class Call:
 
     @property
     def subtree_indices(self) -> frozenset[int]:
+        """Indices of this call and of every call inside it."""
         cached = self.__dict__.get("_subtree")
         if cached is None:
             cached = frozenset([self.index]).union(*(c.subtree_indices for c in self.children))

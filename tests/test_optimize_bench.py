@@ -1,0 +1,84 @@
+"""`lucid bench` and lucid.benchmark: same weights for every contender, interleaved timing, CLI errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lucid.benchmark import Contender, Result, format_table, measure, peer_models
+from lucid.cli import main
+from lucid.models import create_model
+
+
+def test_peers_carry_lucids_weights() -> None:
+    model = create_model("resnet_18", num_classes=10).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+        x = torch.randn(2, 3, 32, 32)
+        ref = model(x)
+        peers = peer_models("resnet_18", model)
+        assert sorted(peers) == ["timm", "torchvision"]
+        for peer in peers.values():
+            assert torch.allclose(peer.eval()(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_no_peers_for_architectures_they_lack() -> None:
+    assert peer_models("resnet_18", create_model("resnet_18", stem_type="deep")) == {}
+    assert peer_models("not_a_preset", create_model("resnet_18")) == {}
+
+
+def test_measure_warms_up_then_interleaves_rotating_the_order() -> None:
+    calls: list[str] = []
+    contenders = [Contender(n, "fake", lambda n=n: calls.append(n), batch=4) for n in "abc"]
+    results = measure(contenders, warmup=2, rounds=3, memory=False)
+    assert calls[:6] == ["a", "a", "b", "b", "c", "c"]
+    assert calls[6:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert [len(r.seconds) for r in results] == [3, 3, 3]
+    assert results[0].images_per_second == pytest.approx(4 / sorted(results[0].seconds)[1])
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        measure(contenders, rounds=0)
+
+
+def test_table_ratios_are_peer_time_over_row_time() -> None:
+    peer = Result("torchvision", "float32 NCHW eager", 8, [0.9, 1.0, 1.1], 10.0, peer=True)
+    fast = Result("lucid", "optimize_for_inference", 8, [0.5, 0.4, 0.6], None)
+    lines = format_table([peer, fast]).splitlines()
+    assert lines[0].split("|")[-2].strip() == "x torchvision float32 NCHW eager"
+    assert lines[3].split("|")[1:-1] == [" lucid ", " optimize_for_inference ", " 16.0 ", " 500.0 ", " n/a ", " 2.00 "]
+
+
+def _bench_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
+    argv = ["bench", "resnet_18", "--set", "num_classes=10", "--batch-size", "2", "--image-size", "32",
+            "--warmup", "1", "--rounds", "2", "--json", *extra]
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_bench_infer_and_train(capsys: pytest.CaptureFixture[str]) -> None:
+    report = _bench_json(capsys, "--dtype", "bfloat16")
+    rows = [(r["library"], r["setup"]) for r in report["results"]]
+    assert [lib for lib, _ in rows] == ["torchvision", "torchvision", "timm", "timm", "lucid"]
+    assert rows[1][1] == "bfloat16 channels-last eager" and "optimize_for_inference(bfloat16)" in rows[-1][1]
+    for r in report["results"]:
+        assert len(r["seconds"]) == 2 and r["images_per_second"] == pytest.approx(2 / (r["median_ms"] / 1000))
+    report = _bench_json(capsys, "--mode", "train", "--no-peers")
+    assert [r["library"] for r in report["results"]] == ["lucid"]
+    assert report["results"][0]["setup"].startswith("train_step, fast_defaults")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--mode", "train", "--dtype", "bfloat16"], "--dtype and --compile apply to --mode infer"),
+        (["--batch-size", "0"], "--batch-size must be a positive int, got 0"),
+        (["--dtype", "float16", "--device", "cpu"], "dtype must be one of"),
+    ],
+)
+def test_cli_bench_refuses_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "resnet_18", "--no-peers", "--rounds", "1", "--warmup", "1", "--image-size", "32", *argv]) == 2
+    assert message in capsys.readouterr().err
