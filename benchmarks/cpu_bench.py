@@ -7,7 +7,7 @@ warm-up. Prints one table per comparison and a summary of the ratios:
 * ``optimize_for_inference`` bfloat16 vs the same (and vs the peers' own channels-last bf16);
 * ``train_step`` with ``fast_defaults`` vs each peer's eager float32 training step.
 
-Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--only infer-fp32,infer-bf16,train] [--json OUT]``
+Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--threads N] [--only infer-fp32,infer-bf16,train] [--json OUT]``
 """
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--train-rounds", type=int, default=None, help="rounds for the training comparison (default: --rounds)")
     p.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice, one per core)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every timing to this JSON file")
     args = p.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = sorted(set(wanted) - set(RUNS))
     if unknown:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import griffe
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 WEB = ROOT / "tools" / "web"
@@ -48,6 +50,22 @@ NPM_ASSETS = {
 
 class DocsError(RuntimeError):
     """The site could not be built, or the built site is broken."""
+
+
+_SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|attr|mod|obj|data|exc):`(~?)([^`]+)`")
+
+
+def sphinx_roles_to_code(text: str) -> str:
+    """Turn Sphinx cross-reference roles (``:class:`~a.B` ``) into Markdown code spans (`` `B` ``)."""
+    return _SPHINX_ROLE.sub(lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`", text)
+
+
+class SphinxRoles(griffe.Extension):
+    """Griffe extension (see ``docs/mkdocs.yml``): docstrings written with Sphinx roles render as code."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = sphinx_roles_to_code(obj.docstring.value)
 
 
 # ---------------------------------------------------------------------------- staging
@@ -68,11 +86,9 @@ def ensure_web_modules(web: Path = WEB) -> Path:
     return modules
 
 
-def stage(stage_dir: Path, modules: Path | None = None) -> None:
-    """Fill ``stage_dir`` with the hand-written pages and the browser assets."""
-    modules = ensure_web_modules() if modules is None else modules
-    if stage_dir.exists():
-        shutil.rmtree(stage_dir)
+def stage(stage_dir: Path) -> None:
+    """Fill ``stage_dir`` (which must not exist yet) with the hand-written pages and the browser assets."""
+    modules = ensure_web_modules()
     shutil.copytree(DOCS / "pages", stage_dir)
     assets = stage_dir / "assets"
     for pkg, paths in NPM_ASSETS.items():
@@ -105,18 +121,32 @@ class PresetFacts:
     params: int
     macs: int
     diagram: str
+    weights: list[Any]  # lucid.weights.PretrainedWeights, default first
 
 
-def defining_fields(config: Any) -> dict[str, Any]:
-    """Config fields a preset sets itself: those without a default and those it moves off the default."""
-    out = {}
+def defining_fields(name: str, config: Any) -> dict[str, Any]:
+    """The config fields that preset ``name`` fixes, found by asking the preset itself.
+
+    Each field is passed to the preset together with an unknown keyword: a preset refuses a
+    field it fixes (``TypeError`` "... fixes ...") before it looks at unknown keywords, so no
+    model is built, and the page lists exactly what ``lucid.models`` enforces.
+    """
+    from lucid.models.registry import get_preset
+
+    preset = get_preset(name)
+    fixed = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            out[f.name] = value
-        elif f.default is not dataclasses.MISSING and value != f.default:
-            out[f.name] = value
-    return out
+        try:
+            preset(**{f.name: value, "_docs_probe": None})
+        except TypeError as err:
+            if " fixes " in str(err):
+                fixed[f.name] = value
+            elif "_docs_probe" not in str(err):
+                raise
+        else:
+            raise DocsError(f"{name}() accepted an unknown keyword argument; cannot tell its defining fields")
+    return fixed
 
 
 def preset_facts(name: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> PresetFacts:
@@ -124,10 +154,12 @@ def preset_facts(name: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> Prese
     import torch
 
     import lucid.models as models
+    import lucid.weights
     from lucid.visual import mermaid, summary
 
     with torch.device("meta"):
         model = models.create_model(name)
+    published = lucid.weights.list_pretrained(name)
     totals = summary(model, input_shape=input_shape, depth=1)
     preset = models.registry.get_preset(name)
     return PresetFacts(
@@ -135,11 +167,12 @@ def preset_facts(name: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> Prese
         summary=(preset.__doc__ or "").strip().splitlines()[0],
         model_class=type(model).__name__,
         config_class=type(model.config).__name__,
-        defining=defining_fields(model.config),
+        defining=defining_fields(name, model.config),
         config=model.config.to_dict(),
         params=totals.total_params,
         macs=totals.total_macs,
         diagram=mermaid(model, input_shape=input_shape, title=name),
+        weights=[lucid.weights.info(name, tag) for tag in published],
     )
 
 
@@ -148,20 +181,36 @@ def mermaid_html(diagram: str) -> str:
     return f'<pre class="mermaid">{html.escape(diagram)}</pre>'
 
 
-def class_signature(cls: type) -> str:
-    """The spec's "Class Signature" block for ``cls``: its bases and ``__init__`` signature, from the code."""
+def _parameters(cls: type, annotate: bool) -> list[str]:
+    """``cls.__init__``'s parameters as source text; dataclass factories show the value they make."""
     import inspect
 
-    bases = ", ".join(("nn." if b.__module__.startswith("torch.nn") else "") + b.__name__ for b in cls.__bases__)
     factories = {f.name: f.default_factory for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
     params = []
     for p in inspect.signature(cls.__init__).parameters.values():
-        text = p.name if p.annotation is p.empty else f"{p.name}: {p.annotation}"
+        text = p.name if p.annotation is p.empty or not annotate else f"{p.name}: {p.annotation}"
         if p.default is not p.empty:
             factory = factories.get(p.name, dataclasses.MISSING)
             default = p.default if factory is dataclasses.MISSING else factory()
-            text += f" = {default!r}"
+            text += f" = {default!r}" if annotate else f"={default!r}"
         params.append(text)
+    return params
+
+
+def class_line(cls: type) -> str:
+    """The spec's one-line heading, ``class lucid.models.X(...)``, from the code.
+
+    Config dataclasses list their fields with defaults (the types are in "Class Signature");
+    other classes show their annotated ``__init__`` parameters.
+    """
+    params = _parameters(cls, annotate=not dataclasses.is_dataclass(cls))[1:]  # without self
+    return f"class {cls.__module__.rsplit('.', 1)[0]}.{cls.__name__}({', '.join(params)})"
+
+
+def class_signature(cls: type) -> str:
+    """The spec's "Class Signature" block for ``cls``: its bases and ``__init__`` signature, from the code."""
+    bases = ", ".join(("nn." if b.__module__.startswith("torch.nn") else "") + b.__name__ for b in cls.__bases__)
+    params = _parameters(cls, annotate=True)
     if len(", ".join(params)) > 60:
         args = "\n" + "".join(f"        {p},\n" for p in params) + "    "
     else:
@@ -175,11 +224,9 @@ def config_parameters(cls: type) -> str:
     Raises ``DocsError`` when a field is missing from the docstring's ``Args:`` section, so
     that a new config field cannot reach the site undocumented.
     """
-    from griffe import Docstring
-
-    sections = Docstring(cls.__doc__ or "").parse("google", warn_missing_types=False)
+    sections = griffe.Docstring(cls.__doc__ or "").parse("google", warn_missing_types=False)
     described = {
-        p.name: re.sub(r":\w+:`~?([^`]+)`", r"`\1`", " ".join(p.description.split()))  # Sphinx roles -> code
+        p.name: sphinx_roles_to_code(" ".join(p.description.split()))
         for s in sections
         if s.kind.value == "parameters"
         for p in s.value
@@ -257,6 +304,10 @@ The preset fixes these fields; passing one of them raises a `TypeError`.
 Every other field of the config can be passed as a keyword argument, for example
 `models.{f.name}(num_classes=10, in_channels=1, stem_type="deep", stem_width=32)`.
 
+## Published weights
+
+{weights_section(f)}
+
 ## Diagram
 
 Drawn by `lucid.visual.mermaid(model, input_shape={INPUT_SHAPE})` during the build.
@@ -281,6 +332,26 @@ print(f"{{sum(p.numel() for p in model.parameters()):,}} parameters")
 {config_json}
 ```
 """
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def weights_section(f: PresetFacts) -> str:
+    """The preset page's table of published weights, from ``lucid.weights``' registry."""
+    if not f.weights:
+        return f"No published weights are registered for `{f.name}`: it starts from random initialisation."
+    rows = "\n".join(
+        f"| `{w.tag}` | {'yes' if i == 0 else ''} | {w.dataset} | {w.resize} / {w.crop} | {_pct(w.top1)} | {_pct(w.top5)} |"
+        for i, w in enumerate(f.weights)
+    )
+    return f"""`models.{f.name}(pretrained=True)` loads the default, `weights="TAG"` picks one
+(see [Weights](../guides/weights.md)). Accuracies are the published single-crop ones, in percent.
+
+| tag | default | dataset | resize / crop | top-1 | top-5 |
+|---|---|---|---|---:|---:|
+{rows}"""
 
 
 def presets_index(facts: list[PresetFacts]) -> str:

@@ -190,7 +190,8 @@ def lucid_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, compile: boo
     net = copy.deepcopy(model).train().to(x.device)
     if defaults["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    fused = bool(defaults.get("fused_optimizer", False))
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, fused=fused or None)
     run_net = torch.compile(net) if use_compile else net
     loss_fn = nn.CrossEntropyLoss()
     amp = defaults["amp_dtype"]
@@ -198,7 +199,8 @@ def lucid_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, compile: boo
     def step() -> Any:
         return train_step(run_net, x, y, opt, loss_fn, amp_dtype=amp, channels_last=defaults["channels_last"])
 
-    return f"train_step, fast_defaults: {describe(amp, defaults['channels_last'], use_compile, autocast=True)}", step
+    setup = describe(amp, defaults["channels_last"], use_compile, autocast=True) + (", fused SGD" if fused else "")
+    return f"train_step, fast_defaults: {setup}", step
 
 
 def infer_contenders(

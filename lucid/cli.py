@@ -193,70 +193,71 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a model (no arguments: the spec's ResNeXt-50 on the bundled digits)",
         description="Train a preset on scikit-learn's bundled digits (default) or an image folder. "
-        "Run under torchrun (or with --nproc N) for DistributedDataParallel training.",
+        "Run under torchrun (or with --nproc N) for DistributedDataParallel training. "
+        "Options left out take lucid.train.TrainConfig's defaults (the measured digits recipe).",
+        argument_default=argparse.SUPPRESS,
     )
     d = p.add_argument_group("data")
-    d.add_argument("--data", metavar="DIR", default=None, help="image folder: DIR/train/<class>/... and DIR/val/<class>/..., or one class tree with --val-split (default: the bundled digits)")
-    d.add_argument("--val-split", type=float, default=None, metavar="F", help="fraction held out for validation from a single class tree (digits: 0.2)")
-    d.add_argument("--image-size", type=int, default=None, metavar="PX", help="training resolution (digits: 32, folders: 224)")
-    d.add_argument("--workers", type=int, default=None, help="data loader processes per training process (digits: 0, folders: up to 4)")
+    d.add_argument("--data", metavar="DIR", help="image folder: DIR/train/<class>/... and DIR/val/<class>/..., or one class tree with --val-split (default: the bundled digits)")
+    d.add_argument("--val-split", type=float, metavar="F", help="fraction held out for validation from a single class tree (digits: 0.2)")
+    d.add_argument("--image-size", type=int, metavar="PX", help="training resolution (digits: 32, folders: 224)")
+    d.add_argument("--workers", type=int, help="data loader processes per training process (digits: 0, folders: up to 4)")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="resnext_50_32x4d", help="preset name (see `lucid models`)")
-    m.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config fields, e.g. --set stem_type=deep drop_path=0.1")
-    m.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="TAG", help="start from published weights (optionally a weights tag)")
+    m.add_argument("--model", help="preset name, see `lucid models` (default: resnext_50_32x4d)")
+    m.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config fields, e.g. --set stem_type=deep drop_path=0.1 (digits default: in_channels=1 stem_type=deep stem_width=32)")
+    m.add_argument("--pretrained", nargs="?", const=True, metavar="TAG", help="start from published weights (optionally a weights tag)")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=12)
-    o.add_argument("--batch-size", type=int, default=64, help="per process")
-    o.add_argument("--opt", choices=("sgd", "adamw"), default="sgd", help="SGD with (Nesterov) momentum, or AdamW")
-    o.add_argument("--lr", type=float, default=None, help="peak learning rate (sgd: 0.1, adamw: 0.001)")
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
-    o.add_argument("--weight-decay", type=float, default=None, help="on weights only, never on norms/biases (sgd: 5e-4, adamw: 0.05)")
-    o.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up before the cosine decay")
-    o.add_argument("--label-smoothing", type=float, default=0.1)
-    o.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the global gradient norm")
+    o.add_argument("--epochs", type=int, help="default 15")
+    o.add_argument("--batch-size", type=int, help="per process (default 64)")
+    o.add_argument("--opt", choices=("sgd", "adamw"), help="AdamW (default), or SGD with (Nesterov) momentum")
+    o.add_argument("--lr", type=float, help="peak learning rate (adamw: 0.002, sgd: 0.1)")
+    o.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    o.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum for SGD (default on)")
+    o.add_argument("--weight-decay", type=float, help="on weights only, never on norms/biases (adamw: 0.05, sgd: 5e-4)")
+    o.add_argument("--warmup-epochs", type=float, help="linear warm-up before the cosine decay (default 1)")
+    o.add_argument("--label-smoothing", type=float, help="default 0.1")
+    o.add_argument("--clip-grad", type=float, metavar="NORM", help="clip the global gradient norm (default off)")
     s = p.add_argument_group("speed and devices")
-    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto", help="mixed precision (auto: bf16 where the hardware has it)")
-    s.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="channels-last memory format (default: per device)")
-    s.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model (default: per device)")
-    s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
-    s.add_argument("--nproc", type=int, default=None, metavar="N", help="start N training processes on this machine (DDP; like torchrun --standalone)")
+    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (auto: bf16 where the hardware has it, fp16 on older GPUs)")
+    s.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="channels-last memory format (default: per device)")
+    s.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: per device)")
+    s.add_argument("--device", help="auto (CUDA if present, the default), cpu, cuda, cuda:N")
+    s.add_argument("--nproc", type=int, metavar="N", help="start N training processes on this machine (DDP, like torchrun --standalone)")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--out", default=None, metavar="DIR", help="output folder (default: a fresh folder under runs/)")
-    r.add_argument("--resume", default=None, metavar="OUT", help="continue the run saved in OUT (its settings are reused)")
+    r.add_argument("--seed", type=int, help="default 0")
+    r.add_argument("--out", metavar="DIR", help="output folder (default: a fresh folder under runs/)")
+    r.add_argument("--resume", metavar="OUT", help="continue the run saved in OUT with its saved settings")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .train.distributed import launch_local
-    from .train.engine import TrainConfig, fit
+    from .train.engine import TrainConfig, fit, fresh_out_dir
 
-    if args.resume is not None:
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "nproc", "resume")}
+    if "set" in given:
+        given["overrides"] = parse_set(given.pop("set"))
+    resume = getattr(args, "resume", None)
+    if resume is not None:
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+            raise CLIError(f"--resume continues with the saved settings; drop {names}")
         config = TrainConfig()
     else:
-        config = TrainConfig(
-            data=args.data, val_split=args.val_split, image_size=args.image_size, model=args.model,
-            overrides=parse_set(args.set), pretrained=args.pretrained, epochs=args.epochs, batch_size=args.batch_size,
-            opt=args.opt, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-            warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing, clip_grad=args.clip_grad,
-            amp=args.amp, channels_last=args.channels_last, compile=args.compile, device=args.device,
-            workers=args.workers, seed=args.seed, out=args.out,
-        )
+        config = TrainConfig(**given)
         config.validate()
-    if args.nproc is None or (args.nproc == 1 and "WORLD_SIZE" not in os.environ):
-        fit(config, resume=args.resume)
+    nproc = getattr(args, "nproc", None)
+    if nproc is None:
+        fit(config, resume=resume)
         return 0
     if "WORLD_SIZE" in os.environ:
         raise CLIError("--nproc starts its own processes; do not combine it with torchrun")
-    if args.nproc < 1:
-        raise CLIError(f"--nproc must be a positive int, got {args.nproc}")
-    if config.out is None and args.resume is None:
-        from .train.engine import fresh_out_dir
-
+    if nproc < 1:
+        raise CLIError(f"--nproc must be a positive int, got {nproc}")
+    if config.out is None and resume is None:
         config.out = str(fresh_out_dir(config.model))
     try:
-        launch_local(args.nproc, fit, config, args.resume)
+        launch_local(nproc, fit, config, resume)
     except RuntimeError as e:
         raise CLIError(str(e)) from None
     return 0

@@ -79,12 +79,15 @@ class _Dom(HTMLParser):
         self.formulas = 0
         self.body_attrs: dict[str, str | None] = {}
         self._in_diagram = 0  # element depth inside <pre class="mermaid">
+        self._in_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         classes = (a.get("class") or "").split()
         if tag == "body":
             self.body_attrs = a
+        if tag == "style":
+            self._in_style = True
         if self._in_diagram and tag not in VOID_ELEMENTS:
             self._in_diagram += 1
             if tag == "svg" and self._in_diagram == 2:
@@ -96,10 +99,14 @@ class _Dom(HTMLParser):
             self.formulas += 1
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
         if self._in_diagram and tag not in VOID_ELEMENTS:
             self._in_diagram -= 1
 
     def handle_data(self, data: str) -> None:
+        if self._in_style:  # CSS inside the SVG, not a label
+            return
         self.text.append(data)
         if self._in_diagram:
             self.diagram_text.append(data)
@@ -186,8 +193,9 @@ def test_resnext_50_32x4d_page_in_chromium(site: Path, tmp_path: Path) -> None:
     assert page.body_attrs.get("data-diagrams") == "done"
     assert page.diagrams == page.diagram_svgs == 1
     labels = squash(page.diagram_text)
-    for label in ["resnext_50_32x4d", "stem", "layer1 x 4", "layer4", "Conv2d", "MaxPool2d", "AdaptiveAvgPool2d",
-                  "(1,3,224,224) → (1,64,112,112)", "(1,2048) → (1,1000)"]:
+    # the specification's picture: stages collapsed into "layer1 x 4", shapes on the nodes
+    for label in ["resnext_50_32x4d", "stem", "layer1 x 4", "_Bottleneck", "ConvBNReLU2d", "Conv2d", "MaxPool2d",
+                  "AdaptiveAvgPool2d", "Linear", "(1,3,224,224) → (1,64,112,112)", "(1,2048) → (1,1000)"]:
         assert label in labels, f"{label!r} not among the diagram's labels: {labels[:1500]}"
     text = squash(page.text)
     assert "25,028,904" in text
@@ -202,12 +210,53 @@ def test_resnext_class_page_in_chromium(site: Path, tmp_path: Path) -> None:
     assert page.body_attrs.get("data-diagrams") == "done"
     assert page.diagrams == page.diagram_svgs == 1
     labels = squash(page.diagram_text)
-    for label in ["stem", "layer3", "Conv2d", "Linear", "(1,3,224,224) → (1,64,112,112)"]:
+    for label in ["resnext_50_32x4d", "stem", "layer1 x 4", "Conv2d", "Linear", "(1,3,224,224) → (1,64,112,112)"]:
         assert label in labels, f"{label!r} not among the diagram's labels: {labels[:1500]}"
     assert page.formulas >= 2, "the forward-calculation formulas were not typeset by KaTeX"
     text = squash(page.text)
     for section in ["Class Signature", "Parameters", "Attributes", "Forward Calculation", "Examples", "Note"]:
         assert section in text
-    assert "class ResNeXt(ResNet):" in text
+    assert "classResNeXt(ResNet):def__init__(self,config:ResNeXtConfig)" in text.replace(" ", "")  # tokens are split by highlighting
     assert "torch.Size([1, 10])" in text  # the specification's example, run during the build
     assert "groups=32" in text
+
+
+# ---------------------------------------------------------------------------- page helpers
+
+
+def test_defining_fields_are_exactly_what_the_preset_refuses() -> None:
+    import torch
+
+    import lucid.models as models
+
+    with torch.device("meta"):
+        config = models.resnet_50().config
+        fixed = build_docs.defining_fields("resnet_50", config)
+        assert fixed == {"block": "bottleneck", "layers": (3, 4, 6, 3), "cardinality": 1, "base_width": 64}
+        for name, value in fixed.items():
+            with pytest.raises(TypeError, match=name):
+                models.resnet_50(**{name: value})
+        models.resnet_50(stem_width=config.stem_width, avg_down=config.avg_down)  # free fields are accepted
+
+
+def test_config_parameters_refuse_an_undocumented_field() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Documented:
+        """A config.
+
+        Args:
+            depth: how deep.
+        """
+
+        depth: int
+        width: int = 8
+
+    with pytest.raises(build_docs.DocsError, match="'width'"):
+        build_docs.config_parameters(Documented)
+    Documented.__doc__ += "    width: how wide.\n"
+    assert build_docs.config_parameters(Documented).splitlines() == [
+        "- **depth** (`int`, required): how deep.",
+        "- **width** (`int`, default `8`): how wide.",
+    ]

@@ -174,3 +174,16 @@ def test_refuses_bad_input() -> None:
         fast(torch.randn(1, 32, 32))
     with pytest.raises(TypeError, match="got list"):
         fast([[0.0]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_float32_and_bfloat16_match() -> None:
+    model = _model("resnext").cuda()
+    x = _images(model, n=16).cuda()
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # TF32 would round both sides to 1e-3
+        with torch.no_grad():
+            ref = model(x)
+        fp32 = lucid.optimize_for_inference(model)
+        assert fp32.backend == "eager" and _rel_err(fp32(x), ref) < 1e-4
+    bf16 = lucid.optimize_for_inference(model, dtype=torch.bfloat16)(x)
+    assert nn.functional.cosine_similarity(bf16, ref, dim=1).min().item() >= 0.99

@@ -82,3 +82,21 @@ def test_cli_bench_infer_and_train(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_bench_refuses_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "resnet_18", "--no-peers", "--rounds", "1", "--warmup", "1", "--image-size", "32", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_fast_defaults_fused_optimizer_updates_like_the_plain_one() -> None:
+    import copy
+
+    from lucid.train.step import fast_defaults, train_step
+
+    defaults = fast_defaults(torch.device("cpu"))
+    assert defaults["fused_optimizer"] is True
+    model = create_model("resnet_18", num_classes=4, channels=[4, 8, 8, 8])
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    nets = [copy.deepcopy(model), copy.deepcopy(model)]
+    for net, fused in zip(nets, (None, True)):
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, fused=fused)
+        for _ in range(2):
+            train_step(net, x, y, opt, nn.CrossEntropyLoss())
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)

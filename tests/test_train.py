@@ -22,7 +22,7 @@ COLOURS = {"blue": (0.1, 0.2, 0.9), "green": (0.1, 0.8, 0.2), "red": (0.9, 0.1, 
 
 def write_png_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> list[Path]:
     """Noisy 40x40 PNGs whose dominant colour is their class: easy to learn, real files to decode."""
-    from torchvision.io import write_png
+    from PIL import Image
 
     gen = torch.Generator().manual_seed(seed)
     paths = []
@@ -32,9 +32,18 @@ def write_png_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> li
         for i in range(count):
             image = (colour + 0.25 * torch.randn(3, 40, 40, generator=gen)).clamp(0, 1)
             path = root / name / f"{i}.png"
-            write_png((image * 255).to(torch.uint8), str(path))
+            Image.fromarray((image * 255).to(torch.uint8).permute(1, 2, 0).numpy()).save(path)
             paths.append(path)
     return paths
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads per test run 4x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +55,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_config(folder: Path, out: Path, **changes) -> TrainConfig:
-    base = dict(data=str(folder), image_size=32, epochs=3, batch_size=8, lr=0.05, workers=0, out=str(out), **TINY_MODEL)
+    base = dict(data=str(folder), image_size=32, epochs=3, batch_size=8, lr=0.005, workers=0, out=str(out), **TINY_MODEL)
     base.update(changes)
     return TrainConfig(**base)
 
@@ -134,7 +143,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(folder: Path, 
 
 
 def test_eval_matches_an_independent_computation(trained: Path, folder: Path, capsys) -> None:
-    from torchvision.io import decode_image
+    from PIL import Image
     from torchvision.transforms import v2
 
     from lucid.models import from_pretrained
@@ -146,7 +155,7 @@ def test_eval_matches_an_independent_computation(trained: Path, folder: Path, ca
     transform = v2.Compose([v2.Resize(37), v2.CenterCrop(32), v2.ToDtype(torch.float32, scale=True),
                             v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     files = sorted((folder / "val").glob("*/*.png"))
-    images = torch.stack([transform(decode_image(str(f))) for f in files])
+    images = torch.stack([transform(v2.functional.pil_to_tensor(Image.open(f).convert("RGB"))) for f in files])
     targets = torch.tensor([names.index(f.parent.name) for f in files])
     with torch.no_grad():
         logits = model(images)

@@ -1,6 +1,6 @@
 """Datasets for ``lucid train``: scikit-learn's bundled digits and image folders.
 
-Image folders are decoded with ``torchvision.io`` and augmented with ``torchvision.transforms.v2``.
+Image folders are decoded with Pillow and augmented with ``torchvision.transforms.v2``.
 A file that cannot be decoded is skipped, not fatal: the dataset yields ``None`` for it and
 :func:`collate_skipping` drops it from the batch and reports its path, so the training loop
 can warn once per file and count the skips (this works with worker processes too).
@@ -154,11 +154,20 @@ def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
 
 
 def decode_image_file(path: str, channels: int) -> torch.Tensor:
-    """Decode an image file to a ``uint8`` tensor with ``channels`` (1 or 3) channels."""
-    from torchvision.io import ImageReadMode, decode_image
+    """Decode an image file to a ``uint8`` ``C x H x W`` tensor with ``channels`` (1 or 3) channels.
 
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
-    return decode_image(path, mode=mode)
+    Decoding goes through Pillow, torchvision's own image-folder loader (``torchvision.io``'s
+    decoders are deprecated as of torchvision 0.29). Raises ``OSError`` or ``ValueError`` for
+    files that are not readable images.
+    """
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    try:
+        with Image.open(path) as image:
+            return pil_to_tensor(image.convert("L" if channels == 1 else "RGB"))
+    except (SyntaxError, Image.DecompressionBombError) as e:  # Pillow raises these for some malformed files
+        raise ValueError(f"{path}: {e}") from None
 
 
 def train_transform(prep: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -200,7 +209,7 @@ class ImageFileDataset(Dataset):
         path, target = self.samples[index]
         try:
             image = decode_image_file(path, self.channels)
-        except (RuntimeError, OSError, ValueError):
+        except (OSError, ValueError):
             return path
         return self.transform(image), target
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "cleanup", "all_reduce_sum", "all_min", "gather_objects", "broadcast_object", "launch_local"]
+__all__ = ["DistInfo", "setup", "cleanup", "all_reduce_sum", "all_min", "sync_buffers", "gather_objects", "broadcast_object", "launch_local"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,18 @@ def all_min(value: int, info: DistInfo, device: torch.device) -> int:
     t = torch.tensor([value], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return int(t.item())
+
+
+def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Give every process rank 0's buffers (BatchNorm running statistics).
+
+    DDP broadcasts them at the start of each training forward pass, but every rank then updates its
+    own copy from its own batch; evaluating with rank 0's copy everywhere evaluates the model that
+    rank 0 saves.
+    """
+    if info.enabled:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:

@@ -51,9 +51,9 @@ class TrainConfig:
     model: str = "resnext_50_32x4d"
     overrides: dict[str, Any] = field(default_factory=dict)
     pretrained: str | bool | None = None
-    epochs: int = 12
+    epochs: int = 15
     batch_size: int = 64
-    opt: str = "sgd"
+    opt: str = "adamw"
     lr: float | None = None
     momentum: float = 0.9
     nesterov: bool = True
@@ -92,7 +92,7 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         """``lr``, or the optimiser's default peak rate (SGD 0.1, AdamW 0.001)."""
-        return self.lr if self.lr is not None else (0.1 if self.opt == "sgd" else 1e-3)
+        return self.lr if self.lr is not None else (0.1 if self.opt == "sgd" else 2e-3)
 
     @property
     def decay(self) -> float:
@@ -544,6 +544,7 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
             train_seconds = time.perf_counter() - epoch_start
             distributed.all_reduce_sum(sums, info)
             train_loss, train_correct, train_count, train_skipped = sums.tolist()
+            distributed.sync_buffers(model, info)
             val = evaluate(model, val_loader, device, amp_dtype=amp_dtype, channels_last=channels_last, info=info, on_skip=on_skip)
             skipped_total += int(train_skipped) + val["skipped"]
             epoch_seconds = time.perf_counter() - epoch_start

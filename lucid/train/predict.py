@@ -165,7 +165,7 @@ def predict_images(trained: Trained, paths: Sequence[str], *, top_k: int, device
             continue
         try:
             image = transform(decode_image_file(path, trained.preprocessing.channels))
-        except (RuntimeError, OSError, ValueError) as e:
+        except (OSError, ValueError) as e:
             results.append({"image": path, "error": f"cannot decode image ({' '.join(str(e).split())[:120]})"})
             continue
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):

@@ -25,9 +25,13 @@ def cpu_has_fast_bf16() -> bool:
 def fast_defaults(device: torch.device) -> dict[str, Any]:
     """Default speed settings for training on ``device``.
 
-    Returns ``{"channels_last": bool, "amp_dtype": torch.dtype | None, "compile": bool}``:
+    Returns ``{"channels_last": bool, "amp_dtype": torch.dtype | None, "compile": bool, "fused_optimizer": bool}``:
     bf16 autocast where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16/AMX),
-    channels-last memory format, and no ``torch.compile`` (its start-up cost dominates short runs).
+    channels-last memory format, no ``torch.compile`` (its start-up cost dominates short runs), and
+    the fused SGD/AdamW kernels (``fused=True``; on the 2-core CPU one ResNeXt-50 SGD step took
+    0.26 s fused against 0.97 s foreach and 2.0 s for the default per-tensor loop).
+    Measured on the 2-core CPU, ResNeXt-50 batch 8: channels-last + bf16 autocast 2.2x the eager
+    fp32 NCHW step, channels-last fp32 2.0x, NCHW bf16 1.7x (README, Performance).
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -36,7 +40,7 @@ def fast_defaults(device: torch.device) -> dict[str, Any]:
         amp = torch.bfloat16 if cpu_has_fast_bf16() else None
     else:
         amp = None
-    return {"channels_last": True, "amp_dtype": amp, "compile": False}
+    return {"channels_last": True, "amp_dtype": amp, "compile": False, "fused_optimizer": device.type in ("cpu", "cuda")}
 
 
 def train_step(
