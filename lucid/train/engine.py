@@ -17,14 +17,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 from torch import nn
 
 from . import distributed
-from .data import Batch, DataError, Preprocessing, collate_skipping
+from .data import DataError, Preprocessing, collate_skipping
 from .step import fast_defaults, train_step
+
+if TYPE_CHECKING:
+    from .data import Batch
 
 __all__ = ["TrainConfig", "fit", "load_state", "STATE_NAME", "METRICS_NAME", "evaluate", "resolve_device", "resolve_amp"]
 
@@ -252,6 +255,7 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def fresh_out_dir(model_name: str) -> Path:
+    """A new ``runs/<model>-<date>-<time>[-n]`` path that does not exist yet."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path("runs") / f"{model_name}-{stamp}"
     candidate, n = base, 1
@@ -281,13 +285,13 @@ def _read_metrics(out: Path, upto_epoch: int) -> list[dict[str, Any]]:
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    loader: Any,
+    loader: Iterable[Batch],
     device: torch.device,
     *,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     info: distributed.DistInfo | None = None,
-    on_skip: Any = None,
+    on_skip: Callable[[list[str]], None] | None = None,
 ) -> dict[str, float]:
     """Loss, top-1 and top-5 accuracy of ``model`` on ``loader`` (summed over all processes of a DDP run)."""
     info = info or distributed.DistInfo()
@@ -296,7 +300,6 @@ def evaluate(
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     totals = torch.zeros(5, dtype=torch.float64, device=device)  # loss, top1, top5, count, skipped
     for batch in loader:
-        batch = batch if isinstance(batch, Batch) else Batch(*batch)
         if batch.skipped:
             totals[4] += len(batch.skipped)
             if on_skip:
@@ -411,7 +414,8 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     optimizer = _build_optimizer(cfg, model)
     sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
     per_rank = len(sampler)
-    drop_last = per_rank > cfg.batch_size  # a lone last sample would break BatchNorm at 1x1 resolution
+    # Drop the ragged last batch: equal steps on every rank, and never a lone sample (BatchNorm at 1x1 fails).
+    drop_last = per_rank > cfg.batch_size
     steps_per_epoch = per_rank // cfg.batch_size if drop_last else 1
     total_steps = steps_per_epoch * cfg.epochs
     warmup_steps = min(total_steps, round(cfg.warmup_epochs * steps_per_epoch))
@@ -444,7 +448,7 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
         elif info.is_main:
             _warn(f"the state was saved by {len(rng)} processes and is resumed by {info.world_size}: data order and augmentation will differ")
         records = _read_metrics(out, start_epoch) if info.is_main else []
-    elif info.is_main and (out / STATE_NAME).exists():
+    elif distributed.broadcast_object(info.is_main and (out / STATE_NAME).exists(), info):
         raise ValueError(f"--out {out} already holds a training run; continue it with --resume {out} or choose another --out")
 
     train_net: nn.Module = model

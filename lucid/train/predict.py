@@ -57,6 +57,8 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
+    if model_name is not None and path.is_dir():
+        raise ValueError("--model applies to bare weight files; a run folder already records its architecture")
     metadata: dict[str, Any] = {}
     if path.is_dir() and (path / CONFIG_NAME).is_file():
         model = from_pretrained(path)
@@ -74,8 +76,6 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
         load_into(model, load_file(path))
     else:
         raise CheckpointError(f"{path}: neither a run folder ({CONFIG_NAME} + weights) nor a checkpoint file")
-    if model_name is not None and path.is_dir():
-        raise ValueError("--model applies to bare weight files; a run folder already records its architecture")
     model.eval()
     num_classes = int(model.config.num_classes)
     class_names = [str(c) for c in metadata.get("class_names") or range(num_classes)]

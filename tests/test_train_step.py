@@ -1,0 +1,69 @@
+"""The shared training step and the digits default: contract tests that need no training run."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lucid.train.step import cpu_has_fast_bf16, fast_defaults, train_step
+
+
+def _tiny_model() -> torch.nn.Module:
+    from lucid.models import create_model
+
+    return create_model("resnet_18", channels=[8, 16, 32, 64], num_classes=4, in_channels=1)
+
+
+def test_fast_defaults_has_the_agreed_keys_and_follows_the_cpu() -> None:
+    d = fast_defaults(torch.device("cpu"))
+    assert set(d) == {"channels_last", "amp_dtype", "compile"}
+    assert d["amp_dtype"] == (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    assert isinstance(d["channels_last"], bool) and isinstance(d["compile"], bool)
+
+
+@pytest.mark.parametrize("amp_dtype, channels_last", [(None, False), (torch.bfloat16, True)])
+def test_train_step_returns_the_pre_update_loss_and_updates_the_weights(amp_dtype, channels_last) -> None:
+    model = _tiny_model()
+    x, y = torch.randn(6, 1, 32, 32), torch.randint(0, 4, (6,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    reference = _tiny_model()
+    reference.load_state_dict(model.state_dict())
+    with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        expected = loss_fn(reference(x).float(), y)  # train mode, same batch: same BatchNorm statistics
+    before = model.fc.weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = train_step(model, x, y, opt, loss_fn, amp_dtype=amp_dtype, channels_last=channels_last)
+    assert not loss.requires_grad and loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not torch.equal(model.fc.weight, before)
+
+
+def test_train_step_clips_the_global_gradient_norm() -> None:
+    model = _tiny_model()
+    x, y = torch.randn(6, 1, 32, 32), torch.randint(0, 4, (6,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the gradients stay inspectable, the weights unchanged
+    train_step(model, x, y, opt, torch.nn.CrossEntropyLoss(), clip_grad=0.01)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert norm.item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_default_run_is_the_specification_model_on_the_digits_split() -> None:
+    from lucid.models import ResNeXtConfig
+    from lucid.train.engine import TrainConfig, _build_datasets, _build_model
+
+    cfg = TrainConfig()
+    train, val, classes, prep, overrides, _ = _build_datasets(cfg)
+    assert (len(train), len(val), classes) == (1438, 359, [str(i) for i in range(10)])
+    assert tuple(train.images.shape[1:]) == (1, 32, 32) and prep.image_size == 32
+    with torch.device("meta"):
+        model = _build_model(cfg, overrides, load_weights=False)
+    spec = ResNeXtConfig(layers=[3, 4, 6, 3], cardinality=32, base_width=4, num_classes=10, in_channels=1, stem_type="deep", stem_width=32)
+    assert model.config == spec
+    # The split is a fixed function of the seed: the same again, disjoint, and different for another seed.
+    again = _build_datasets(cfg)[1]
+    assert torch.equal(again.images, val.images)
+    other = _build_datasets(TrainConfig(seed=1))[1]
+    assert not torch.equal(other.images, val.images)
+    from sklearn.datasets import load_digits
+
+    together = torch.cat([train.targets, val.targets])
+    assert torch.equal(torch.bincount(together), torch.bincount(torch.as_tensor(load_digits().target)))
