@@ -218,7 +218,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--label-smoothing", type=float, help="default 0.1")
     o.add_argument("--clip-grad", type=float, metavar="NORM", help="clip the global gradient norm (default off)")
     s = p.add_argument_group("speed and devices")
-    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (auto: bf16 where the hardware has it, fp16 on older GPUs)")
+    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (auto: bf16 where the hardware runs it natively; fp16 adds a gradient scaler, CUDA only)")
     s.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="channels-last memory format (default: per device)")
     s.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: per device)")
     s.add_argument("--device", help="auto (CUDA if present, the default), cpu, cuda, cuda:N")

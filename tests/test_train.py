@@ -233,3 +233,26 @@ def test_bad_arguments_and_checkpoints_fail_in_one_line(trained: Path, folder: P
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     _one_line_error(capsys, ["predict", str(tmp_path / "junk.pt"), str(folder / "val" / "red" / "0.png")], "junk.pt")
     _one_line_error(capsys, ["eval", str(trained)], "--data")
+
+
+def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--pretrained TAG goes through lucid.weights: the stem starts from the file, the 7-class head is replaced."""
+    import hashlib
+
+    from lucid import weights
+    from lucid.models import create_model, from_pretrained
+
+    source = create_model("resnet_18", channels=[8, 16, 32, 64], num_classes=7)
+    file = tmp_path / "tiny.safetensors"
+    weights.save_file(source.state_dict(), file)
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    weights.register_pretrained(weights.PretrainedWeights(preset="resnet_18", tag="TINY_TEST", url=file.as_uri(), sha256=digest[:16], layout="lucid"))
+    monkeypatch.setenv("LUCID_HOME", str(tmp_path / "home"))
+    out = tmp_path / "out"
+    # lr ~0 so that the saved model still shows where it started.
+    with pytest.warns(UserWarning, match="7 classes and the model 3"):
+        assert main(["train", "--data", str(folder), *TINY_ARGS, "--image-size", "32", "--epochs", "1", "--batch-size", "8",
+                     "--workers", "0", "--lr", "1e-12", "--pretrained", "TINY_TEST", "--out", str(out)]) == 0
+    tuned = from_pretrained(out)
+    assert torch.allclose(tuned.stem[0].weight, source.stem[0].weight, atol=1e-6)
+    assert tuned.fc.weight.shape == (3, 64 * 1)

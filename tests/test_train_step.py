@@ -15,7 +15,7 @@ def _tiny_model() -> torch.nn.Module:
 
 def test_fast_defaults_has_the_agreed_keys_and_follows_the_cpu() -> None:
     d = fast_defaults(torch.device("cpu"))
-    assert set(d) == {"channels_last", "amp_dtype", "compile"}
+    assert {"channels_last", "amp_dtype", "compile"} <= set(d)
     assert d["amp_dtype"] == (torch.bfloat16 if cpu_has_fast_bf16() else None)
     assert isinstance(d["channels_last"], bool) and isinstance(d["compile"], bool)
 

@@ -178,11 +178,13 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def _build_optimizer(cfg: TrainConfig, model: nn.Module, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW or SGD (Nesterov momentum) over :func:`_param_groups`; ``fused`` picks the single-kernel implementation."""
     groups = _param_groups(model, cfg.decay)
+    kw = {"fused": True} if fused else {}
     if cfg.opt == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+        return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, **kw)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, **kw)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -411,7 +413,7 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = _build_optimizer(cfg, model)
+    optimizer = _build_optimizer(cfg, model, fused=bool(defaults.get("fused_optimizer")))
     sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
     per_rank = len(sampler)
     # Drop the ragged last batch: equal steps on every rank, and never a lone sample (BatchNorm at 1x1 fails).
