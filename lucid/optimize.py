@@ -11,8 +11,9 @@ What it does, in order (each step chosen from measurements, see the README's Per
 5. on CPU without ``compile``: replace each convolution by oneDNN's fused kernel with its weights
    reordered ("prepacked") once, fusing the ReLU after it and, at the end of every residual block,
    the shortcut addition and ReLU as well (the kernels inductor uses when freezing a graph);
-6. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing, which does
-   step 5 itself and also fuses the remaining element-wise work (slow to start: tens of seconds).
+6. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing instead of
+   step 5 (slow to start: tens of seconds; on the 2-core CPU it ran slower than step 5, so it is
+   off by default; on GPUs it fuses the element-wise work that cuDNN leaves).
 
 The result runs under ``torch.inference_mode`` and takes ordinary NCHW float input.
 """
@@ -245,8 +246,9 @@ def optimize_for_inference(model: nn.Module, *, dtype: torch.dtype = torch.float
             running statistics), which is what inference means. The model itself is not modified.
         dtype: ``torch.float32`` (same numbers to ~1e-6), ``torch.bfloat16`` (AVX512-BF16/AMX or
             tensor cores; logits within bf16 rounding), or ``torch.float16`` on CUDA.
-        compile: also ``torch.compile`` the result with inductor's freezing. Faster still, but the
-            first call compiles (tens of seconds on a small CPU), as does every new input shape.
+        compile: ``torch.compile`` the folded model with inductor's freezing instead of running the
+            oneDNN kernels directly. The first call compiles (tens of seconds on a small CPU), as
+            does every new input shape; measured slower than the default on a 2-core CPU.
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW input and returning logits in the input's dtype.
