@@ -106,10 +106,10 @@ class _OneDNNConv2d(nn.Module):
             x, self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups, self.attr, [], ""
         )
 
-    def add_relu(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """``relu(conv(x) + other)`` in one kernel."""
-        return torch.ops.mkldnn._convolution_pointwise.binary(
-            x, other, self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups,
+    def add_relu_(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``relu(conv(x) + other)`` in one kernel, written into ``other`` (no new buffer)."""
+        return torch.ops.mkldnn._convolution_pointwise_.binary(
+            other, x, self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups,
             "add", None, "relu", [], "",
         )
 
@@ -133,8 +133,8 @@ class _OneDNNResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.body(x)
-        if self.se is None:
-            return self.last.add_relu(out, shortcut)
+        if self.se is None:  # the shortcut (block input or projection) is not needed afterwards: reuse it
+            return self.last.add_relu_(out, shortcut)
         return torch.relu(self.se(self.last(out)) + shortcut)
 
 
@@ -211,7 +211,7 @@ class OptimizedModel(nn.Module):
             raise ValueError(f"expected input of shape (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
         out_dtype = x.dtype if x.is_floating_point() else torch.float32
         with torch.inference_mode():
-            x = x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+            x = x.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)  # one copy
             if self.device.type == "cuda":  # let cuDNN time its algorithms for each new shape, for this call only
                 before = torch.backends.cudnn.benchmark
                 torch.backends.cudnn.benchmark = True

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lucid.train.step import cpu_has_fast_bf16, fast_defaults, train_step
+from test_train import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for this module)
 
 
 def _tiny_model() -> torch.nn.Module:

@@ -30,6 +30,8 @@ __all__ = [
     "scan_class_folders",
     "collate_skipping",
     "decode_image_file",
+    "default_preprocessing",
+    "train_transform",
     "eval_transform",
 ]
 

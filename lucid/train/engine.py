@@ -333,29 +333,36 @@ def evaluate(
 
 
 class _Progress:
-    """A tqdm bar on a terminal; otherwise a plain log line every quarter epoch."""
+    """A tqdm bar on a terminal; otherwise a plain log line every quarter epoch.
+
+    Figures are read from the device (a synchronisation) only at the steps :meth:`wants`;
+    the bar advances on every step through :meth:`tick`.
+    """
 
     def __init__(self, enabled: bool, total: int, epoch: int, epochs: int):
         self.enabled, self.total, self.epoch, self.epochs = enabled, total, epoch, epochs
-        self.tty = enabled and sys.stdout.isatty()
         self.bar = None
-        if self.tty:
+        if enabled and sys.stdout.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", file=sys.stdout, leave=False, dynamic_ncols=True)
+        self.every = max(1, total // 50)
         self.marks = {max(1, round(total * q)) for q in (0.25, 0.5, 0.75)} - {total}
 
-    def update(self, step: int, loss: float, acc: float, rate: float, eta: float) -> None:
+    def wants(self, step: int) -> bool:
         if not self.enabled:
-            return
+            return False
+        return step % self.every == 0 or step == self.total if self.bar is not None else step in self.marks
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def update(self, step: int, loss: float, acc: float, rate: float, eta: float) -> None:
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}", img_s=f"{rate:.0f}", refresh=False)
-            self.bar.update(1)
-        elif step in self.marks:
+        else:
             print(f"epoch {self.epoch}/{self.epochs} step {step}/{self.total} loss {loss:.4f} acc {acc:.3f} {rate:.0f} img/s eta {eta:.0f}s", flush=True)
-
-    def wants(self, step: int) -> bool:
-        return self.enabled and (self.bar is not None or step in self.marks)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -546,6 +553,7 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
                     elapsed = time.perf_counter() - epoch_start
                     loss_sum, correct, count, _ = sums.tolist()
                     progress.update(step, loss_sum / count, correct / count, seen * info.world_size / elapsed, elapsed / step * (steps_per_epoch - step))
+                progress.tick()
             progress.close()
             train_seconds = time.perf_counter() - epoch_start
             distributed.all_reduce_sum(sums, info)
