@@ -12,8 +12,8 @@ What it does, in order (each step chosen from measurements, see the README's Per
    reordered ("prepacked") once, fusing the ReLU after it and, at the end of every residual block,
    the shortcut addition and ReLU as well (the kernels inductor uses when freezing a graph);
 6. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing instead of
-   step 5 (slow to start: tens of seconds; on the 2-core CPU it ran slower than step 5, so it is
-   off by default; on GPUs it fuses the element-wise work that cuDNN leaves).
+   step 5 (slow to start: tens of seconds; on the 2-core CPU it was no faster than step 5, and
+   slower under load, so it is off by default; on GPUs it fuses the element-wise work cuDNN leaves).
 
 The result runs under ``torch.inference_mode`` and takes ordinary NCHW float input.
 """
@@ -248,7 +248,7 @@ def optimize_for_inference(model: nn.Module, *, dtype: torch.dtype = torch.float
             tensor cores; logits within bf16 rounding), or ``torch.float16`` on CUDA.
         compile: ``torch.compile`` the folded model with inductor's freezing instead of running the
             oneDNN kernels directly. The first call compiles (tens of seconds on a small CPU), as
-            does every new input shape; measured slower than the default on a 2-core CPU.
+            does every new input shape; on a 2-core CPU it measured no faster than the default.
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW input and returning logits in the input's dtype.

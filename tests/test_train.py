@@ -256,3 +256,40 @@ def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: P
     tuned = from_pretrained(out)
     assert torch.allclose(tuned.stem[0].weight, source.stem[0].weight, atol=1e-6)
     assert tuned.fc.weight.shape == (3, 64 * 1)
+
+
+def test_ctrl_c_in_a_real_process_exits_cleanly_and_resumes(folder: Path, tmp_path: Path) -> None:
+    """SIGINT to `python -m lucid train`: exit 130 with the resume hint, a usable last.pt, then --resume finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "lucid", "train", "--data", str(folder), *TINY_ARGS, "--image-size", "32",
+            "--epochs", "200", "--batch-size", "8", "--workers", "0", "--out", str(out)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"lucid train --resume {out}" in err
+    done = torch.load(out / "last.pt", weights_only=True)["epoch"]
+    assert 2 <= done < 200
+    assert len(read_metrics(out)) >= done
+    # Continue, but only to check the resumed run starts at the saved epoch: interrupt it the same way.
+    proc = subprocess.Popen([sys.executable, "-m", "lucid", "train", "--resume", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while len(read_metrics(out)) < done + 1 or torch.load(out / "last.pt", weights_only=True)["epoch"] < done + 1:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert [r["epoch"] for r in read_metrics(out)][: done + 1] == list(range(1, done + 2))
