@@ -1,6 +1,9 @@
 """Shared fixtures: small configs that build and run in milliseconds."""
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,6 +11,16 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test gets its own weights cache and its own copy of the pretrained registry."""
+    from lucid.weights import pretrained
+
+    monkeypatch.setenv("LUCID_HOME", str(tmp_path / "lucid-home"))
+    monkeypatch.setattr(pretrained, "_REGISTRY", copy.deepcopy(pretrained._REGISTRY))
+    monkeypatch.setattr(pretrained, "_DEFAULT_TAG", dict(pretrained._DEFAULT_TAG))
 
 
 TINY = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64])

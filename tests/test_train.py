@@ -247,7 +247,6 @@ def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: P
     weights.save_file(source.state_dict(), file)
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
     weights.register_pretrained(weights.PretrainedWeights(preset="resnet_18", tag="TINY_TEST", url=file.as_uri(), sha256=digest[:16], layout="lucid"))
-    monkeypatch.setenv("LUCID_HOME", str(tmp_path / "home"))
     out = tmp_path / "out"
     # lr ~0 so that the saved model still shows where it started.
     with pytest.warns(UserWarning, match="7 classes and the model 3"):

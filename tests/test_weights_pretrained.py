@@ -1,7 +1,6 @@
 """Published-weights registry and the download -> verify -> convert -> load path, offline (file:// URLs)."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import warnings
@@ -15,14 +14,6 @@ from lucid.weights import CheckpointError, PretrainedWeights, cache_dir, convert
 from lucid.weights import pretrained as pretrained_module
 
 TINY = dict(channels=(8, 8, 16, 16))  # resnet_18's layout at a few kilobytes
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Each test gets its own cache folder and its own copy of the registry."""
-    monkeypatch.setenv("LUCID_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(pretrained_module, "_REGISTRY", copy.deepcopy(pretrained_module._REGISTRY))
-    monkeypatch.setattr(pretrained_module, "_DEFAULT_TAG", dict(pretrained_module._DEFAULT_TAG))
 
 
 def _publish(tmp_path: Path, content: bytes | None = None, tag: str = "TEST", default: bool = False) -> tuple[dict, PretrainedWeights]:
@@ -111,7 +102,7 @@ def test_torchvision_weights_refuse_a_timm_style_architecture() -> None:
 
 
 def test_cache_folder_follows_lucid_home_then_torch_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert cache_dir() == tmp_path / "home" / "weights"
+    assert cache_dir() == tmp_path / "lucid-home" / "weights"
     monkeypatch.delenv("LUCID_HOME")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     assert cache_dir() == tmp_path / "torch" / "hub" / "checkpoints"

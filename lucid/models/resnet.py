@@ -5,7 +5,6 @@ the model, then the presets.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 

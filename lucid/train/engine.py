@@ -13,7 +13,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import torch
 from torch import nn
 
+from .._atomic import atomic_write
 from . import distributed
 from .data import DataError, Preprocessing, collate_skipping
 from .step import fast_defaults, train_step
@@ -43,7 +43,7 @@ DIGITS_MODEL_DEFAULTS = {"in_channels": 1, "stem_type": "deep", "stem_width": 32
 class TrainConfig:
     """Every setting of a training run (saved in ``last.pt`` so that ``--resume`` repeats it exactly).
 
-    ``data=None`` trains on scikit-learn's digits. ``channels_last``/``compile`` ``None`` and
+    ``data=None`` trains on scikit-learn's digits. ``channels_last``/``compile``/``fused_optimizer`` ``None`` and
     ``amp="auto"`` take :func:`lucid.train.step.fast_defaults` for the device. ``batch_size`` is
     per process. The defaults are the measured recipe for the digits run (see the README).
     """
@@ -67,6 +67,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool | None = None
     compile: bool | None = None
+    fused_optimizer: bool | None = None
     device: str = "auto"
     workers: int | None = None
     seed: int = 0
@@ -228,14 +229,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -420,7 +414,8 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = _build_optimizer(cfg, model, fused=bool(defaults.get("fused_optimizer")))
+    fused = defaults["fused_optimizer"] if cfg.fused_optimizer is None else cfg.fused_optimizer
+    optimizer = _build_optimizer(cfg, model, fused=fused)
     sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
     per_rank = len(sampler)
     # Drop the ragged last batch: equal steps on every rank, and never a lone sample (BatchNorm at 1x1 fails).

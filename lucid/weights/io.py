@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import torch
 from torch import nn
+
+from .._atomic import atomic_write
 
 __all__ = ["CheckpointError", "load_file", "save_file", "load_into"]
 
@@ -32,20 +33,10 @@ def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[st
     from safetensors.torch import save_file as _save
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix in _TORCH_SUFFIXES:
-            torch.save(tensors, tmp)
-        else:
-            _save(tensors, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if path.suffix in _TORCH_SUFFIXES:
+        return atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+    return atomic_write(path, lambda tmp: _save(tensors, str(tmp)))
 
 
 def _is_safetensors(path: Path) -> bool:
