@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
+from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import format_table, infer_contenders, machine_summary, measure, train_contenders  # noqa: E402
 from lucid.models import create_model  # noqa: E402
 
@@ -78,10 +78,7 @@ def main() -> int:
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))
     if args.json:
-        tmp = f"{args.json}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=1)
-        os.replace(tmp, args.json)
+        atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
+from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import (  # noqa: E402
     Contender, describe, format_table, lucid_infer, lucid_train, machine_summary, make_batch, measure, peer_infer,
     peer_models, peer_train,
@@ -116,10 +116,7 @@ def main() -> int:
     print("\n".join(summary))
     print(f"\n# total {time.perf_counter() - start:.0f} s")
     if args.json:
-        tmp = f"{args.json}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=1)
-        os.replace(tmp, args.json)
+        atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return 0
 
 

@@ -15,23 +15,10 @@ ort = pytest.importorskip("onnxruntime")
 import lucid.models as models  # noqa: E402
 from lucid import export  # noqa: E402
 from lucid.cli import main  # noqa: E402
+from helpers import randomize_batchnorm  # noqa: E402
 
 SIZE = 64  # small images keep the suite fast; the graph is the same at 224
 RTOL = 1e-4  # max|exported - pytorch| / max|pytorch|
-
-
-def _randomize(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial BatchNorm statistics and affine terms, so that folding them is really tested."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
-    return model
 
 
 def _relative(out: np.ndarray | torch.Tensor, ref: torch.Tensor) -> float:
@@ -57,7 +44,7 @@ def spec_model() -> nn.Module:
     torch.manual_seed(0)
     model = models.create_model("resnext_50_32x4d", num_classes=10, in_channels=1, stem_type="deep", stem_width=32)
     model.metadata = {"class_names": [str(d) for d in range(10)]}
-    return _randomize(model, seed=1)
+    return randomize_batchnorm(model, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +80,7 @@ def test_onnx_graph_is_checked_named_and_folded(spec_model, spec_onnx):
 
 def test_resnet_18_onnx_and_model_untouched(tmp_path):
     torch.manual_seed(0)
-    model = _randomize(models.create_model("resnet_18"), seed=2)
+    model = randomize_batchnorm(models.create_model("resnet_18"), seed=2)
     model.train()
     model.layer2.eval()  # mixed flags must come back exactly as they were
     flags = {name: m.training for name, m in model.named_modules()}
@@ -140,11 +127,11 @@ def test_exported_program_saved_and_reloaded(spec_model, tmp_path):
 
 
 def test_verify_reports_small_and_large_differences(tmp_path):
-    model = _randomize(_tiny(), seed=3)
+    model = randomize_batchnorm(_tiny(), seed=3)
     path = export.to_onnx(model, tmp_path / "tiny.onnx", input_shape=(1, 3, 32, 32))
     same = export.verify(path, model)
     assert sorted(same) == [1, 3] and all(d.relative <= RTOL for d in same.values())
-    other = _randomize(_tiny(), seed=4)  # same architecture, other BatchNorm statistics
+    other = randomize_batchnorm(_tiny(), seed=4)  # same architecture, other BatchNorm statistics
     assert all(d.relative > 1e-2 for d in export.verify(path, other).values())
 
 

@@ -10,6 +10,7 @@ from torch import nn
 import lucid
 from lucid.models import ResNeXt, ResNeXtConfig, ResNet, ResNetConfig
 from lucid.optimize import OptimizedModel, fold_batchnorm
+from helpers import randomize_batchnorm
 
 SMALL = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
 
@@ -23,22 +24,8 @@ CONFIGS = {
 }
 
 
-def _randomise_norms(model: nn.Module) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine terms, so folding them is really tested."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
-    return model
-
-
 def _model(kind: str) -> nn.Module:
-    return _randomise_norms(CONFIGS[kind]()).eval()
+    return randomize_batchnorm(CONFIGS[kind]()).eval()
 
 
 def _images(model: nn.Module, n: int = 4, size: int = 32) -> torch.Tensor:

@@ -15,9 +15,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from ..weights.pretrained import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "DIGITS_MEAN",
     "DIGITS_STD",
     "DataError",
@@ -35,8 +35,6 @@ __all__ = [
     "eval_transform",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Mean and standard deviation of all pixels of load_digits scaled to [0, 1] and upsampled to 32x32
 # (computed once, fixed here so that training, evaluation and prediction normalise identically).
 DIGITS_MEAN = (0.305,)
