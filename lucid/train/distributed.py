@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "cleanup", "all_reduce_sum", "all_min", "sync_buffers", "gather_objects", "broadcast_object", "launch_local"]
+__all__ = ["DistInfo", "setup", "barrier", "cleanup", "all_reduce_sum", "all_min", "sync_buffers", "gather_objects", "broadcast_object", "launch_local"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,12 @@ def setup(device_kind: str) -> DistInfo:
     if device_kind != "cuda" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
     return info
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait until every process gets here (nothing to wait for in a single process)."""
+    if info.enabled:
+        dist.barrier()
 
 
 def cleanup() -> None:

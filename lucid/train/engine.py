@@ -385,7 +385,10 @@ def fit(cfg: TrainConfig, resume: str | os.PathLike[str] | None = None) -> dict[
     device = resolve_device(cfg.device)
     info = distributed.setup(device.type)
     try:
-        return _fit(cfg, device, info, state)
+        summary = _fit(cfg, device, info, state)
+        # No rank may close its connections while another still finishes (gloo aborts on a closed peer).
+        distributed.barrier(info)
+        return summary
     finally:
         distributed.cleanup()
 
