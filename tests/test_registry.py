@@ -27,6 +27,10 @@ def test_create_model_forwards_arguments_to_the_config() -> None:
 def test_unknown_name_suggests_close_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown model 'resnext50_32x4d'; did you mean 'resnext_50_32x4d'"):
         models.create_model("resnext50_32x4d")
+    with pytest.raises(ValueError, match=r"unknown model 'resnext50'; did you mean 'resnext_50_32x4d'"):
+        models.create_model("resnext50")
+    with pytest.raises(ValueError, match=r"unknown model 'ResNet-18'; did you mean 'resnet_18'"):
+        models.create_model("ResNet-18")
     with pytest.raises(ValueError, match=r"unknown model 'vgg16' \(see lucid.models.list_models\(\)\)"):
         models.create_model("vgg16")
 

@@ -33,9 +33,18 @@ def get_preset(name: str) -> Callable[..., nn.Module]:
     try:
         return _PRESETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _PRESETS, n=3, cutoff=0.5)
+        close = _close_names(name)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"unknown model {name!r}{hint} (see lucid.models.list_models())") from None
+
+
+def _close_names(name: str, n: int = 3) -> list[str]:
+    """Presets resembling ``name``, ignoring case and underscores; prefix matches first."""
+    normal = {key.replace("_", "").lower(): key for key in _PRESETS}
+    query = name.replace("_", "").lower()
+    prefixed = sorted(k for k in normal if k.startswith(query) or query.startswith(k))
+    similar = difflib.get_close_matches(query, normal, n=n, cutoff=0.5)
+    return [normal[k] for k in dict.fromkeys(prefixed + similar)][:n]
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
