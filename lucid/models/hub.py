@@ -10,7 +10,7 @@ from torch import nn
 
 from .config import atomic_write_text
 
-__all__ = ["PretrainedMixin", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["PretrainedMixin", "from_pretrained", "model_from_config", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -49,6 +49,21 @@ def _model_classes() -> dict[str, type]:
     return {cls.config_class.model_type: cls for cls in (ResNet, ResNeXt)}
 
 
+def model_from_config(data: dict[str, Any]) -> nn.Module:
+    """Build (freshly initialised) the model a :meth:`~lucid.models.ModelConfig.to_dict` dict describes.
+
+    The dict's ``model_type`` picks the class; an unknown one raises ``CheckpointError``.
+    """
+    from ..weights.io import CheckpointError
+
+    classes = _model_classes()
+    model_type = data.get("model_type")
+    if model_type not in classes:
+        raise CheckpointError(f"model_type {model_type!r} is not one of {sorted(classes)}")
+    cls = classes[model_type]
+    return cls(cls.config_class.from_dict(data))
+
+
 def from_pretrained(path: str | os.PathLike[str], map_location: str = "cpu") -> nn.Module:
     """Rebuild a model saved with ``save_pretrained``: same class, same config, same weights.
 
@@ -66,12 +81,10 @@ def from_pretrained(path: str | os.PathLike[str], map_location: str = "cpu") -> 
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
     metadata = data.pop("metadata", {})
-    classes = _model_classes()
-    model_type = data.get("model_type")
-    if model_type not in classes:
-        raise CheckpointError(f"{config_path}: model_type {model_type!r} is not one of {sorted(classes)}")
-    cls = classes[model_type]
-    model = cls(cls.config_class.from_dict(data))
+    try:
+        model = model_from_config(data)
+    except CheckpointError as e:
+        raise CheckpointError(f"{config_path}: {e}") from None
     load_into(model, load_file(directory / WEIGHTS_NAME, map_location=map_location))
     model.metadata = metadata
     return model

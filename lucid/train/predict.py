@@ -29,18 +29,6 @@ class Trained:
     dataset: dict[str, Any]
 
 
-def _model_from_config(config: dict[str, Any]) -> nn.Module:
-    from ..models.hub import _model_classes
-    from ..weights.io import CheckpointError
-
-    classes = _model_classes()
-    kind = config.get("model_type")
-    if kind not in classes:
-        raise CheckpointError(f"model_type {kind!r} is not one of {sorted(classes)}")
-    cls = classes[kind]
-    return cls(cls.config_class.from_dict(config))
-
-
 def load_trained(path: str | os.PathLike[str], model_name: str | None = None, overrides: dict[str, Any] | None = None,
                  image_size: int | None = None) -> Trained:
     """Load a trained model from a run folder, a ``last.pt``, or a weight file plus ``model_name``.
@@ -50,7 +38,7 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     another architecture.
     """
     from ..models import create_model, from_pretrained
-    from ..models.hub import CONFIG_NAME
+    from ..models.hub import CONFIG_NAME, model_from_config
     from ..weights.io import CheckpointError, load_file, load_into
     from .engine import STATE_NAME, load_state
 
@@ -68,7 +56,7 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
             state = load_state(path)
         except CheckpointError as e:
             raise CheckpointError(f"{e}; a bare weight file also needs --model NAME") from None
-        model = _model_from_config(state["model_config"])
+        model = model_from_config(state["model_config"])
         load_into(model, state["model"])
         metadata = dict(state.get("metadata") or {})
     elif path.is_file():
