@@ -8,7 +8,7 @@ Rows:
 * inference: torchvision eager fp32 NCHW, eager bf16 channels-last, compiled bf16 channels-last;
   timm eager bf16 channels-last; lucid ``optimize_for_inference(bf16)`` eager and compiled;
 * training step: torchvision eager bf16-autocast channels-last; lucid ``train_step`` with
-  ``fast_defaults`` eager and compiled (``lucid train --compile``).
+  ``fast_defaults`` eager and compiled (what ``lucid train`` runs on CUDA for runs of 1,000,000+ images, or with ``--compile``).
 
 Usage: ``python benchmarks/gpu_bench.py [--batch-size 256] [--rounds 10] [--no-compile] [--json OUT]``;
 ``--dry-run`` runs every non-compiled row on the CPU at a tiny size to check the script itself.

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "PEERS", "Contender", "Result", "peer_models", "make_batch", "describe", "peer_infer", "lucid_infer", "peer_train",
+    "PEERS", "Contender", "Result", "peer_models", "make_batch", "randomize_batchnorm", "describe", "peer_infer", "lucid_infer", "peer_train",
     "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "machine_summary",
 ]
 
@@ -122,6 +122,24 @@ def make_batch(model: nn.Module, batch: int, size: int, device: torch.device | s
     x = torch.randn(batch, model.config.in_channels, size, size, generator=g)
     y = torch.randint(0, model.config.num_classes, (batch,), generator=g)
     return x.to(device), y.to(device)
+
+
+def randomize_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine terms, in place; returns ``model``.
+
+    Freshly built models have identity BatchNorms (mean 0, variance 1, scale 1, shift 0), which
+    would make any check of BatchNorm folding pass trivially; benchmarks and tests use this instead.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model
 
 
 def describe(dtype: torch.dtype | None, channels_last: bool, compile: bool, autocast: bool = False) -> str:

@@ -220,7 +220,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     s = p.add_argument_group("speed and devices")
     s.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (auto: bf16 where the hardware runs it natively; fp16 adds a gradient scaler, CUDA only)")
     s.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="channels-last memory format (default: per device)")
-    s.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: per device)")
+    s.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: on CUDA for runs of at least 1,000,000 images, else off)")
     s.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction, help="single-kernel optimizer step (default: per device)")
     s.add_argument("--device", help="auto (CUDA if present, the default), cpu, cuda, cuda:N")
     s.add_argument("--nproc", type=int, metavar="N", help="start N training processes on this machine (DDP, like torchrun --standalone)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lucid.train.step import cpu_has_fast_bf16, fast_defaults, train_step
+from lucid.train.step import COMPILE_MIN_IMAGES, cpu_has_fast_bf16, fast_defaults, train_step
 from test_train import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for this module)
 
 
@@ -19,6 +19,16 @@ def test_fast_defaults_has_the_agreed_keys_and_follows_the_cpu() -> None:
     assert {"channels_last", "amp_dtype", "compile"} <= set(d)
     assert d["amp_dtype"] == (torch.bfloat16 if cpu_has_fast_bf16() else None)
     assert isinstance(d["channels_last"], bool) and isinstance(d["compile"], bool)
+
+
+def test_fast_defaults_compiles_only_long_cuda_runs(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = torch.device("cuda")
+    assert fast_defaults(cuda, images=COMPILE_MIN_IMAGES)["compile"] is True
+    assert fast_defaults(cuda, images=COMPILE_MIN_IMAGES - 1)["compile"] is False
+    assert fast_defaults(cuda)["compile"] is False  # run length unknown: no compile start-up cost
+    assert fast_defaults(cuda)["amp_dtype"] == torch.bfloat16
+    assert fast_defaults(torch.device("cpu"), images=10 * COMPILE_MIN_IMAGES)["compile"] is False
 
 
 @pytest.mark.parametrize("amp_dtype, channels_last", [(None, False), (torch.bfloat16, True)])

@@ -402,7 +402,6 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     defaults = fast_defaults(device)
     amp_dtype = resolve_amp(cfg.amp, device)
     channels_last = defaults["channels_last"] if cfg.channels_last is None else cfg.channels_last
-    use_compile = defaults["compile"] if cfg.compile is None else cfg.compile
 
     # The model is initialised from the seed; every rank then offsets its RNG for its own augmentation.
     torch.manual_seed(cfg.seed)
@@ -426,6 +425,10 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     steps_per_epoch = per_rank // cfg.batch_size if drop_last else 1
     total_steps = steps_per_epoch * cfg.epochs
     warmup_steps = min(total_steps, round(cfg.warmup_epochs * steps_per_epoch))
+    if cfg.compile is None:
+        use_compile = fast_defaults(device, images=total_steps * cfg.batch_size)["compile"]
+    else:
+        use_compile = cfg.compile
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup_steps))
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
