@@ -72,9 +72,7 @@ def main() -> int:
             if r.peer:
                 summary.append(f"{what}: lucid {lucid_row.images_per_second:.1f} img/s vs {r.name} {r.setup} "
                                f"{r.images_per_second:.1f} img/s = {r.median / lucid_row.median:.2f}x")
-        record["runs"][what] = [  # type: ignore[index]
-            {"library": r.name, "setup": r.setup, "seconds": r.seconds, "peak_mib": r.peak_mib} for r in results
-        ]
+        record["runs"][what] = [r.to_dict() for r in results]  # type: ignore[index]
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))
     if args.json:

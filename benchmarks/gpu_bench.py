@@ -109,9 +109,7 @@ def main() -> int:
             for r in (r for r in results if r.peer):
                 summary.append(f"{what}: lucid {lucid_row.setup} {lucid_row.images_per_second:.0f} img/s vs {r.name} {r.setup} "
                                f"{r.images_per_second:.0f} img/s = {r.median / lucid_row.median:.2f}x")
-        record["runs"][what] = [  # type: ignore[index]
-            {"library": r.name, "setup": r.setup, "batch": r.batch, "seconds": r.seconds, "peak_mib": r.peak_mib} for r in results
-        ]
+        record["runs"][what] = [r.to_dict() for r in results]  # type: ignore[index]
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))
     print(f"\n# total {time.perf_counter() - start:.0f} s")

@@ -61,6 +61,20 @@ class Result:
     seconds: list[float] = field(default_factory=list)
     peak_mib: float | None = None
     peer: bool = False
+    faults: list[int] = field(default_factory=list)  # minor page faults of the whole process per timed call
+
+    @property
+    def median_faults(self) -> float | None:
+        """Median minor page faults per call (``None`` where the OS does not count them)."""
+        return statistics.median(self.faults) if self.faults else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every timing and summary figure, for JSON reports."""
+        return {
+            "library": self.name, "setup": self.setup, "peer": self.peer, "batch": self.batch,
+            "images_per_second": self.images_per_second, "median_ms": 1000 * self.median,
+            "peak_mib": self.peak_mib, "seconds": self.seconds, "page_faults": self.faults,
+        }
 
     @property
     def median(self) -> float:
@@ -275,6 +289,19 @@ def train_contenders(
 # ---------------------------------------------------------------------------- measuring
 
 
+def _minor_faults() -> int | None:
+    """Minor page faults of this process so far (fresh memory pages handed out by the kernel).
+
+    On a CPU a call that gets new pages from the OS pays for each of them, so the count shows why
+    the same contender's time can swing between runs (the allocator's state differs).
+    """
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -353,10 +380,13 @@ def measure(
         for i in range(n):
             k = (i + r) % n
             _sync(device)
+            faults = _minor_faults()
             start = time.perf_counter()
             contenders[k].run()
             _sync(device)
             results[k].seconds.append(time.perf_counter() - start)
+            if faults is not None:
+                results[k].faults.append(_minor_faults() - faults)
         if log:
             log(f"round {r + 1}/{rounds}: " + ", ".join(f"{res.name} {res.batch / res.seconds[-1]:.1f}" for res in results) + " img/s")
     if memory:
@@ -366,13 +396,14 @@ def measure(
 
 
 def format_table(results: list[Result]) -> str:
-    """A Markdown table: median images/s, ms per batch, peak memory and ratio to each peer's rows."""
+    """A Markdown table: median images/s, ms per batch, peak memory, page faults per call and ratio to each peer's rows."""
     peers = [r for r in results if r.peer]
-    head = ["library", "setup", "img/s (median)", "ms/batch", "peak MiB"] + [f"x {p.name} {p.setup}" for p in peers]
+    head = ["library", "setup", "img/s (median)", "ms/batch", "peak MiB", "page faults/call"] + [f"x {p.name} {p.setup}" for p in peers]
     rows = [head, ["---"] * len(head)]
     for r in results:
         mem = "n/a" if r.peak_mib is None else f"{r.peak_mib:.0f}"
-        row = [r.name, r.setup, f"{r.images_per_second:.1f}", f"{1000 * r.median:.1f}", mem]
+        faults = "n/a" if r.median_faults is None else f"{r.median_faults:.0f}"
+        row = [r.name, r.setup, f"{r.images_per_second:.1f}", f"{1000 * r.median:.1f}", mem, faults]
         row += [f"{p.median / r.median:.2f}" for p in peers]
         rows.append(row)
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)

@@ -394,11 +394,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "machine": machine, "model": args.model, "mode": args.mode, "batch_size": args.batch_size, "image_size": args.image_size,
-            "results": [
-                {"library": r.name, "setup": r.setup, "images_per_second": r.images_per_second, "median_ms": 1000 * r.median,
-                 "peak_mib": r.peak_mib, "peer": r.peer, "seconds": r.seconds}
-                for r in results
-            ],
+            "results": [r.to_dict() for r in results],
         }))
     else:
         print(f"{args.model}, {args.mode}, batch {args.batch_size}, {args.image_size}x{args.image_size}, "

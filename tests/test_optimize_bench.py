@@ -46,10 +46,11 @@ def test_measure_warms_up_then_interleaves_rotating_the_order() -> None:
 
 def test_table_ratios_are_peer_time_over_row_time() -> None:
     peer = Result("torchvision", "float32 NCHW eager", 8, [0.9, 1.0, 1.1], 10.0, peer=True)
-    fast = Result("lucid", "optimize_for_inference", 8, [0.5, 0.4, 0.6], None)
+    fast = Result("lucid", "optimize_for_inference", 8, [0.5, 0.4, 0.6], None, faults=[10, 30, 20])
     lines = format_table([peer, fast]).splitlines()
     assert lines[0].split("|")[-2].strip() == "x torchvision float32 NCHW eager"
-    assert lines[3].split("|")[1:-1] == [" lucid ", " optimize_for_inference ", " 16.0 ", " 500.0 ", " n/a ", " 2.00 "]
+    assert lines[2].split("|")[1:-1][4:6] == [" 10 ", " n/a "]
+    assert lines[3].split("|")[1:-1] == [" lucid ", " optimize_for_inference ", " 16.0 ", " 500.0 ", " n/a ", " 20 ", " 2.00 "]
 
 
 def _bench_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
