@@ -147,9 +147,9 @@ def main() -> None:
             log(f"{k:32s} {v:8.2f} ms  {batch / v * 1000:9.0f} img/s  x tv-eager-bf16 {base / v:.2f}")
         record[str(batch)] = {"ms": res, "fused_decisions": [sum(decisions), len(decisions)], "cos": cos, "top1": top1}
         # per-layer: which shapes chose fused, and time share
-        if batch == 256:
-            for m in convs[:60]:
-                for key, v in m.cuda_fused.items():
+        for m in convs:
+            for key, v in m.cuda_fused.items():
+                if not v or batch == 256:
                     print(f"   {tuple(m.weight.shape)} g{m.groups} s{m.stride[0]} in{tuple(key[0])} add={key[1]} -> {'fused' if v else 'plain'}")
         del fast, plain, allf, fns, tvnet
         torch.cuda.empty_cache()
