@@ -68,14 +68,6 @@ class Result:
         """Median minor page faults per call (``None`` where the OS does not count them)."""
         return statistics.median(self.faults) if self.faults else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every timing and summary figure, for JSON reports."""
-        return {
-            "library": self.name, "setup": self.setup, "peer": self.peer, "batch": self.batch,
-            "images_per_second": self.images_per_second, "median_ms": 1000 * self.median,
-            "peak_mib": self.peak_mib, "seconds": self.seconds, "page_faults": self.faults,
-        }
-
     @property
     def median(self) -> float:
         """Median seconds per batch."""
@@ -85,6 +77,14 @@ class Result:
     def images_per_second(self) -> float:
         """Throughput at the median time."""
         return self.batch / self.median
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every timing and summary figure, for JSON reports."""
+        return {
+            "library": self.name, "setup": self.setup, "peer": self.peer, "batch": self.batch,
+            "images_per_second": self.images_per_second, "median_ms": 1000 * self.median,
+            "peak_mib": self.peak_mib, "seconds": self.seconds, "page_faults": self.faults,
+        }
 
 
 # ------------------------------------------------------------------------------ models

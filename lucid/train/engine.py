@@ -44,7 +44,7 @@ class TrainConfig:
     """Every setting of a training run (saved in ``last.pt`` so that ``--resume`` repeats it exactly).
 
     ``data=None`` trains on scikit-learn's digits. ``channels_last``/``compile``/``fused_optimizer`` ``None`` and
-    ``amp="auto"`` take :func:`lucid.train.step.fast_defaults` for the device. ``batch_size`` is
+    ``amp="auto"`` take :func:`lucid.train.step.fast_defaults` for the device (and, for ``compile``, the run's length). ``batch_size`` is
     per process. The defaults are the measured recipe for the digits run (see the README).
     """
 
