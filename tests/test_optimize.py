@@ -147,6 +147,10 @@ def test_refuses_bad_arguments() -> None:
         lucid.optimize_for_inference(model, dtype=torch.int8)
     with pytest.raises(TypeError, match="compile must be a bool"):
         lucid.optimize_for_inference(model, compile="yes")
+    with pytest.raises(TypeError, match="cuda_graph must be a bool"):
+        lucid.optimize_for_inference(model, cuda_graph=1)
+    with pytest.raises(ValueError, match="cuda_graph=True needs a model on a CUDA device, got one on 'cpu'"):
+        lucid.optimize_for_inference(model, cuda_graph=True)
     with torch.device("meta"):
         meta = CONFIGS["basic"]()
     with pytest.raises(ValueError, match="'meta'"):
@@ -174,3 +178,25 @@ def test_cuda_float32_and_bfloat16_match() -> None:
         assert fp32.backend == "cudnn-fused" and _rel_err(fp32(x), ref) < 1e-4
     bf16 = lucid.optimize_for_inference(model, dtype=torch.bfloat16)(x)
     assert nn.functional.cosine_similarity(bf16, ref, dim=1).min().item() >= 0.99
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_replays_each_shape_and_returns_fresh_outputs() -> None:
+    model = _model("resnext").cuda()
+    with torch.no_grad():
+        reference = {n: model(_images(model, n=n).cuda()) for n in (4, 2)}
+    graphed = lucid.optimize_for_inference(model, dtype=torch.bfloat16, cuda_graph=True)
+    first = graphed(_images(model, n=4))  # CPU input: the captured copy moves it to the GPU
+    assert set(graphed._captured) == {torch.Size([4, 3, 32, 32])}
+    kept = first.clone()
+    other = graphed(torch.zeros(4, 3, 32, 32, device="cuda"))  # a replay with different data
+    again = graphed(_images(model, n=4).cuda())
+    small = graphed(_images(model, n=2).cuda())
+    assert len(graphed._captured) == 2
+    assert torch.equal(first, kept), "a replay overwrote an earlier result"
+    assert not torch.allclose(other, first)
+    for out, n in ((first, 4), (again, 4), (small, 2)):
+        assert out.dtype == torch.float32
+        assert nn.functional.cosine_similarity(out, reference[n], dim=1).min().item() >= 0.99
+    assert _rel_err(again, first) < 1e-2  # a replay computes what the first (uncaptured) call did
+    assert copy.deepcopy(graphed)._captured == {}
