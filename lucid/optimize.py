@@ -365,9 +365,10 @@ def optimize_for_inference(
             fused oneDNN/cuDNN kernels directly. The first call compiles (tens of seconds), as does
             every new input shape; it measured slower than the default on the 2-core CPU and on an H100.
         cuda_graph: on CUDA, capture each input shape as a CUDA graph at its first call and replay
-            it afterwards, which removes the per-kernel launch cost: on an H100 (bf16) +1% at batch
-            256, +7% at batch 32, more at smaller batches. Each captured shape keeps its own memory,
-            so it is off by default; not combinable with ``compile``.
+            it afterwards, which removes the per-kernel launch cost: on an H100 (bf16) a batch of 1
+            took 0.41 ms instead of 3.14 ms, a batch of 32 1.84 ms instead of 3.42 ms, a batch of
+            256 within 1%. Each captured shape keeps its own memory, so it is off by default; not
+            combinable with ``compile``.
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW input and returning logits in the input's dtype.
