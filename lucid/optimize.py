@@ -15,8 +15,8 @@ What it does, in order (each step chosen from measurements, see the README's Per
    unless the plain convolution followed by the epilogue times over 5% faster;
 6. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing instead of
    step 5 (slow to start: tens of seconds). It is off by default because step 5 measured faster:
-   on the 2-core CPU no faster and slower under load; on an H100 at batch 256, 17,236 img/s
-   against 21,308 img/s for step 5 (and 16,711 for torchvision compiled).
+   on the 2-core CPU no faster and slower under load; on an H100 at batch 256, 16,435 img/s
+   against 20,735 img/s for step 5 (and 15,900 for torchvision compiled).
 
 The result runs under ``torch.inference_mode`` and takes ordinary NCHW float input.
 """

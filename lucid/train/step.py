@@ -22,10 +22,10 @@ def cpu_has_fast_bf16() -> bool:
         return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
 
 
-# torch.compile pays off once a run's saving outweighs its start-up. Measured on one H100 (torch 2.11,
+# torch.compile pays off once a run's saving outweighs its start-up. Measured on H100s (torch 2.11,
 # ResNeXt-50 at 224 px, batch 256, bf16 autocast, channels-last): compiling and warming up took
-# 36 s, after which a step took 59.9 ms instead of 81.9 ms (0.086 ms saved per image), so it breaks
-# even after about 420,000 images; compiling from 1,000,000 images on leaves a clear margin.
+# 36-47 s, after which a step took about 60 ms instead of 82 ms (0.086 ms saved per image), so it
+# breaks even after 420,000-550,000 images; compiling from 1,000,000 images on leaves a margin.
 COMPILE_MIN_IMAGES = 1_000_000
 
 
@@ -37,7 +37,7 @@ def fast_defaults(device: torch.device, images: int | None = None) -> dict[str, 
     * bf16 autocast where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16/AMX);
     * channels-last memory format;
     * ``torch.compile`` on CUDA for runs of at least :data:`COMPILE_MIN_IMAGES` images per process
-      (1.37x the eager step on an H100, after a 36 s start), never on CPU (minutes to compile on a
+      (1.35-1.37x the eager step on an H100, after a 36-47 s start), never on CPU (minutes to compile on a
       small CPU) and never when ``images`` is unknown;
     * the fused SGD/AdamW kernels (``fused=True``; on the 2-core CPU one ResNeXt-50 SGD step took
       0.26 s fused against 0.97 s foreach and 2.0 s for the default per-tensor loop).
