@@ -333,7 +333,8 @@ class OptimizedModel(nn.Module):
         x = x.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)  # one copy
         out = self.net(x)  # the first call at a shape also picks the kernels that a capture records
         if self.cuda_graph:
-            self._captured[x.shape] = _CapturedCall(self.net, x)
+            with torch.cuda.device(self.device):  # streams and graphs belong to the model's GPU
+                self._captured[x.shape] = _CapturedCall(self.net, x)
         return out
 
     def extra_repr(self) -> str:
