@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 from lucid._atomic import atomic_write  # noqa: E402
-from lucid.benchmark import format_table, infer_contenders, machine_summary, measure, train_contenders  # noqa: E402
+from lucid.benchmark import format_table, infer_contenders, machine_summary, measure, ratio_lines, train_contenders  # noqa: E402
 from lucid.models import create_model  # noqa: E402
 
 RUNS = {
@@ -67,11 +67,7 @@ def main() -> int:
                           log=lambda line: print("  " + line, file=sys.stderr, flush=True))
         print(f"\n## {what} ({rounds} rounds, {time.perf_counter() - start:.0f} s)\n")
         print(format_table(results))
-        lucid_row = next(r for r in results if r.name == "lucid")
-        for r in results:
-            if r.peer:
-                summary.append(f"{what}: lucid {lucid_row.images_per_second:.1f} img/s vs {r.name} {r.setup} "
-                               f"{r.images_per_second:.1f} img/s = {r.median / lucid_row.median:.2f}x")
+        summary += ratio_lines(what, results)
         record["runs"][what] = [r.to_dict() for r in results]  # type: ignore[index]
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))

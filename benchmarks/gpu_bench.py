@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import (  # noqa: E402
     Contender, describe, format_table, lucid_infer, lucid_train, machine_summary, make_batch, measure, peer_infer,
-    peer_models, peer_train,
+    peer_models, peer_train, ratio_lines,
 )
 from lucid.models import create_model  # noqa: E402
 
@@ -105,10 +105,7 @@ def main() -> int:
             torch.cuda.empty_cache()
         print(f"\n## {what} ({time.perf_counter() - start:.0f} s so far)\n")
         print(format_table(results))
-        for lucid_row in (r for r in results if not r.peer):
-            for r in (r for r in results if r.peer):
-                summary.append(f"{what}: lucid {lucid_row.setup} {lucid_row.images_per_second:.0f} img/s vs {r.name} {r.setup} "
-                               f"{r.images_per_second:.0f} img/s = {r.median / lucid_row.median:.2f}x")
+        summary += ratio_lines(what, results)
         record["runs"][what] = [r.to_dict() for r in results]  # type: ignore[index]
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))

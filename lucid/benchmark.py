@@ -22,7 +22,7 @@ from torch import nn
 
 __all__ = [
     "PEERS", "Contender", "Result", "peer_models", "make_batch", "randomize_batchnorm", "describe", "peer_infer", "lucid_infer", "peer_train",
-    "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "machine_summary",
+    "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "ratio_lines", "machine_summary",
 ]
 
 # lucid preset -> (torchvision builder name, timm model name) of the same architecture
@@ -408,6 +408,15 @@ def format_table(results: list[Result]) -> str:
         rows.append(row)
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
+
+def ratio_lines(what: str, results: list[Result]) -> list[str]:
+    """One line per (lucid row, peer row) pair: both speeds and the peer's median time over lucid's."""
+    return [
+        f"{what}: lucid {mine.setup} {mine.images_per_second:.1f} img/s vs {peer.name} {peer.setup} "
+        f"{peer.images_per_second:.1f} img/s = {peer.median / mine.median:.2f}x"
+        for mine in results if not mine.peer
+        for peer in results if peer.peer
+    ]
 
 def machine_summary(device: torch.device | str) -> str:
     """One line naming the hardware and software a table was measured on."""

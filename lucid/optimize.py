@@ -229,7 +229,7 @@ def _fuse_sequence(modules: list[nn.Module]) -> list[nn.Module]:
 
 
 def _to_fused(module: nn.Module) -> nn.Module:
-    """Rewrite a BatchNorm-folded lucid module tree to run on oneDNN's fused convolutions."""
+    """Rewrite a BatchNorm-folded lucid module tree to run on fused convolutions (oneDNN or cuDNN, by input device)."""
     from .models.resnet import _BasicBlock, _Bottleneck
     from .nn import ConvBNReLU2d
 

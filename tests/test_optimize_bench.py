@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lucid.benchmark import Contender, Result, format_table, measure, peer_models
+from lucid.benchmark import Contender, Result, format_table, measure, peer_models, ratio_lines
 from lucid.cli import main
 from lucid.models import create_model
 
@@ -51,6 +51,9 @@ def test_table_ratios_are_peer_time_over_row_time() -> None:
     assert lines[0].split("|")[-2].strip() == "x torchvision float32 NCHW eager"
     assert lines[2].split("|")[1:-1][4:6] == [" 10 ", " n/a "]
     assert lines[3].split("|")[1:-1] == [" lucid ", " optimize_for_inference ", " 16.0 ", " 500.0 ", " n/a ", " 20 ", " 2.00 "]
+    assert ratio_lines("infer", [peer, fast]) == [
+        "infer: lucid optimize_for_inference 16.0 img/s vs torchvision float32 NCHW eager 8.0 img/s = 2.00x"
+    ]
 
 
 def _bench_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
