@@ -44,6 +44,11 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+def _add_set(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
+    """The ``--set KEY=VALUE ...`` option, the same for every command: values add up over repeats."""
+    parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help=f"{help} (repeatable)")
+
+
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     """Turn ``["num_classes=10", "stem_type=deep"]`` into ``{"num_classes": 10, "stem_type": "deep"}``."""
     overrides: dict[str, Any] = {}
@@ -116,8 +121,7 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-shape", metavar="N,C,H,W", help="input shape (default 1,IN_CHANNELS,224,224)")
     p.add_argument("--depth", type=int, default=None,
                    help="table/json: module levels listed (default 3); mermaid/markdown: container levels drawn as subgraphs (default 2)")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config fields of a preset, e.g. --set num_classes=10 in_channels=1 stem_type=deep stem_width=32")
+    _add_set(p, "config fields of a preset, e.g. --set num_classes=10 in_channels=1 stem_type=deep stem_width=32")
     p.add_argument("--format", choices=("table", "json", "mermaid", "markdown"), default="table",
                    help="markdown: the Mermaid diagram in a fenced block that renders on GitHub")
     p.set_defaults(func=_run_summary)
@@ -154,7 +158,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (atomically)")
     p.add_argument("--input-shape", metavar="N,C,H,W",
                    help="example input; the batch stays dynamic (default 1,IN_CHANNELS,224,224)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for a preset, repeatable")
+    _add_set(p, "config fields of a preset")
     p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     p.add_argument("--verify", action="store_true",
                    help="run the file on random images at batch 1 and 3 and print the largest difference against PyTorch")
@@ -204,7 +208,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--workers", type=int, help="data loader processes per training process (digits: 0, folders: up to 4)")
     m = p.add_argument_group("model")
     m.add_argument("--model", help="preset name, see `lucid models` (default: resnext_50_32x4d)")
-    m.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config fields, e.g. --set stem_type=deep drop_path=0.1 (digits default: in_channels=1 stem_type=deep stem_width=32)")
+    _add_set(m, "config fields, e.g. --set stem_type=deep drop_path=0.1 (digits default: in_channels=1 stem_type=deep stem_width=32)")
     m.add_argument("--pretrained", nargs="?", const=True, metavar="TAG", help="start from published weights (optionally a weights tag)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, help="default 15")
@@ -233,7 +237,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .train.distributed import launch_local
-    from .train.engine import TrainConfig, fit, fresh_out_dir
+    from .train.engine import TrainConfig, fit
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "nproc", "resume")}
     if "set" in given:
@@ -253,10 +257,6 @@ def _run_train(args: argparse.Namespace) -> int:
         return 0
     if "WORLD_SIZE" in os.environ:
         raise CLIError("--nproc starts its own processes; do not combine it with torchrun")
-    if nproc < 1:
-        raise CLIError(f"--nproc must be a positive int, got {nproc}")
-    if config.out is None and resume is None:
-        config.out = str(fresh_out_dir(config.model))
     try:
         launch_local(nproc, fit, config, resume)
     except RuntimeError as e:
@@ -277,7 +277,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="preset of a bare weight file")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config fields of a bare weight file's preset")
+    _add_set(p, "config fields of a bare weight file's preset")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="input resolution (default: the one saved with the model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="off", help="autocast for inference (default off: exact fp32)")
@@ -348,7 +348,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "peak memory and the ratio to each peer.",
     )
     p.add_argument("model", nargs="?", default="resnext_50_32x4d", metavar="NAME", help="preset name or save_pretrained folder (default: resnext_50_32x4d)")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config fields of the preset")
+    _add_set(p, "config fields of the preset")
     p.add_argument("--mode", choices=("infer", "train"), default="infer")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--image-size", type=int, default=224, metavar="PX")
@@ -420,8 +420,7 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
     q = actions.add_parser("import", help="load a torchvision/timm/lucid checkpoint into a preset; write a save_pretrained folder")
     q.add_argument("checkpoint", help=".safetensors, .pth, .pt or .bin (read without executing code)")
     q.add_argument("--model", required=True, metavar="NAME", help="the preset it fits (see `lucid models`)")
-    q.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config fields of the preset; timm's resnet50d: --set stem_type=deep stem_width=32 avg_down=true")
+    _add_set(q, "config fields of the preset; timm's resnet50d: --set stem_type=deep stem_width=32 avg_down=true")
     q.add_argument("--source", choices=layouts, default="auto", help="layout of the checkpoint (default: detected)")
     q.add_argument("--out", required=True, metavar="FOLDER", help="folder to write config.json and model.safetensors to")
     p.set_defaults(func=_run_weights)

@@ -17,13 +17,13 @@ import contextlib
 import copy
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import torch
 from torch import nn
+
+from ._atomic import atomic_write
 
 __all__ = ["to_onnx", "to_exported_program", "verify", "Difference", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -137,25 +137,6 @@ def _example(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, dynam
     return x, (({0: torch.export.Dim("batch")},) if dynamic_batch else None)
 
 
-def _atomic_save(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` inside a temporary folder beside ``path``, then move what it wrote into place.
-
-    A folder rather than a single temporary file, because a large ONNX model is written as
-    ``NAME`` plus ``NAME.data`` and refers to the second by name.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        write(tmp_dir / path.name)
-        companions = sorted(p for p in tmp_dir.iterdir() if p.name != path.name)
-        for p in companions:  # external data first, so the main file never points at a missing one
-            os.replace(p, path.parent / p.name)
-        os.replace(tmp_dir / path.name, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return path
-
-
 def _metadata(model: nn.Module) -> dict[str, str]:
     """The config and any ``model.metadata`` (class names, ...), stored as JSON strings in the ONNX file."""
     props: dict[str, str] = {}
@@ -218,7 +199,7 @@ def to_onnx(
         program.save(tmp)
         onnx.checker.check_model(str(tmp))  # by path: also works for files with external data
 
-    return _atomic_save(path, write)
+    return atomic_write(path, write)
 
 
 def to_exported_program(
@@ -242,7 +223,7 @@ def to_exported_program(
     x, dynamic_shapes = _example(m, shape, dtype, dynamic_batch)
     program = torch.export.export(m, (x,), dynamic_shapes=dynamic_shapes)
     if target is not None:
-        _atomic_save(target, lambda tmp: torch.export.save(program, tmp))
+        atomic_write(target, lambda tmp: torch.export.save(program, tmp))
     return program
 
 

@@ -37,10 +37,17 @@ def test_load_model_from_name_with_overrides() -> None:
     assert model.config.num_classes == 3 and model.config.channels == (8, 16, 32, 64)
 
 
-def test_bad_override_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_model_pattern_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["models", "zzz*"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("lucid models: error:")
+
+
+def test_repeated_set_options_add_up() -> None:
+    from lucid.cli import build_parser
+
+    args = build_parser().parse_args(["predict", "ck", "img.png", "--set", "num_classes=3", "--set", "channels=8,16,32,64"])
+    assert args.set == ["num_classes=3", "channels=8,16,32,64"]
 
 
 def test_python_dash_m_lucid_runs() -> None:

@@ -73,3 +73,14 @@ def test_readme_carries_the_seed_example_and_its_real_output() -> None:
     seed_code = (ROOT / "examples" / "seed.py").read_text().split('"""', 2)[2].strip()
     assert seed_code in readme
     assert "torch.Size([1, 10])" in readme
+
+
+def test_importing_the_models_stays_light() -> None:
+    """`import lucid.models` pulls in none of the optional, heavy pieces (weights I/O, export, peers)."""
+    import subprocess
+    import sys
+
+    heavy = ["lucid.weights", "lucid.export", "lucid.train", "safetensors", "onnx", "torchvision", "timm"]
+    code = f"import sys, lucid.models; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lucid.train.step import COMPILE_MIN_IMAGES, cpu_has_fast_bf16, fast_defaults, train_step
+from lucid.train.step import COMPILE_MIN_IMAGES, fast_defaults, train_step
 from test_train import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for this module)
 
 
@@ -14,11 +14,15 @@ def _tiny_model() -> torch.nn.Module:
     return create_model("resnet_18", channels=[8, 16, 32, 64], num_classes=4, in_channels=1)
 
 
-def test_fast_defaults_has_the_agreed_keys_and_follows_the_cpu() -> None:
+@pytest.mark.parametrize("fast_bf16, amp", [(True, torch.bfloat16), (False, None)])
+def test_fast_defaults_has_the_agreed_keys_and_follows_the_cpu(monkeypatch, fast_bf16, amp) -> None:
+    import lucid.train.step as step
+
+    monkeypatch.setattr(step, "cpu_has_fast_bf16", lambda: fast_bf16)
     d = fast_defaults(torch.device("cpu"))
-    assert {"channels_last", "amp_dtype", "compile"} <= set(d)
-    assert d["amp_dtype"] == (torch.bfloat16 if cpu_has_fast_bf16() else None)
-    assert isinstance(d["channels_last"], bool) and isinstance(d["compile"], bool)
+    assert set(d) == {"channels_last", "amp_dtype", "compile", "fused_optimizer"}
+    assert d["amp_dtype"] == amp
+    assert d["channels_last"] is True and d["compile"] is False and d["fused_optimizer"] is True
 
 
 def test_fast_defaults_compiles_only_long_cuda_runs(monkeypatch) -> None:

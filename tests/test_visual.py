@@ -98,6 +98,9 @@ def test_resnext50_totals_match_references_and_rows(resnext50: nn.Module) -> Non
         if children:
             assert (row.params, row.macs) == (sum(c.params for c in children), sum(c.macs for c in children)), row.path
     assert max(r.depth for r in rows) == 3
+    # the sums above hold by construction through "(self)" rows: ResNeXt's forward does all its work in submodules
+    assert not any(r.type == "(self)" for r in rows)
+    assert all(r.params >= 0 and r.macs >= 0 for r in rows)
     by_path = {r.path: r for r in rows}
     assert by_path["fc"].output_shape == (1, 1000) and by_path["fc"].macs == 2048 * 1000
     assert by_path["layer1.0.conv2"].output_shape == (1, 128, 56, 56)
@@ -287,3 +290,25 @@ def test_module_kinds() -> None:
              nn.LayerNorm(3): "norm", nn.SiLU(): "activation", nn.AvgPool2d(2): "pool", nn.Linear(1, 1): "linear",
              nn.Identity(): None, nn.Sequential(): None, nn.Dropout(): None}
     assert {type(m).__name__: visual.module_kind(m) for m in kinds} == {type(m).__name__: k for m, k in kinds.items()}
+
+
+def test_a_module_registered_twice_is_traced_without_touching_its_weights() -> None:
+    shared = nn.Linear(4, 4)
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Sequential(shared, nn.ReLU())
+            self.b = nn.Sequential(nn.ReLU(), shared)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.a(x))
+
+    model = Twice()
+    before = shared.weight.detach().clone()
+    s = visual.summary(model, (2, 4))
+    visual.mermaid(model, (2, 4))
+    assert type(shared.weight) is nn.Parameter and shared.weight.device.type == "cpu"
+    assert torch.equal(shared.weight, before) and model.a[0] is model.b[1] is shared
+    assert s.total_params == s.trainable_params == 20 and s.total_macs == 2 * 16 * 2  # two calls of 2x16 MACs
+    assert all(r.macs >= 0 for r in s.rows)

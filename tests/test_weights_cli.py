@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import lucid.models as models
+from lucid.benchmark import randomize_batchnorm
 from lucid.cli import main
 from lucid.weights import convert, load_file, save_file
 
@@ -14,12 +15,7 @@ TINY = ["--set", "channels=8,8,16,16"]
 
 
 def _tiny_state_dict(**overrides) -> dict[str, torch.Tensor]:
-    model = models.resnet_18(channels=(8, 8, 16, 16), **overrides)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.5, 2.0)
-    return model.state_dict()
+    return randomize_batchnorm(models.resnet_18(channels=(8, 8, 16, 16), **overrides)).state_dict()
 
 
 def _equal(a: dict, b: dict) -> bool:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lucid.models as models
-from lucid.weights import CheckpointError, convert, detect_layout, load_checkpoint
+from lucid.weights import CheckpointError, convert, detect_layout, load_checkpoint, load_into
 
 TOL = 1e-4
 
@@ -313,7 +313,11 @@ def test_torchvision_refuses_what_it_cannot_hold() -> None:
 def test_old_checkpoints_without_num_batches_tracked_load() -> None:
     sd = convert(models.resnet_18().state_dict(), "lucid", to="torchvision")
     old = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
-    models.resnet_18().load_state_dict(convert(old, "torchvision"), strict=True)
+    model = models.resnet_18()
+    load_into(model, convert(old, "torchvision"))
+    assert int(model.stem[1].num_batches_tracked) == 0
+    with pytest.raises(CheckpointError, match="missing from the checkpoint"):  # other missing keys are still refused
+        load_into(model, convert({k: v for k, v in old.items() if k != "fc.bias"}, "torchvision"))
 
 
 def test_bad_arguments_and_keys_are_named() -> None:

@@ -11,16 +11,15 @@ from torch import nn
 
 import lucid.models as models
 from lucid.models.resnet import _BasicBlock
+from lucid.benchmark import randomize_batchnorm
 from lucid.weights import CheckpointError, load_file, load_into, save_file
 
 
 def _realistic(model: nn.Module) -> nn.Module:
-    with torch.no_grad():  # non-default statistics, so that a lost buffer would show
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2.0)
-                m.num_batches_tracked.fill_(7)
+    randomize_batchnorm(model)  # non-default statistics, so that a lost buffer would show
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.num_batches_tracked.fill_(7)
     return model.eval()
 
 

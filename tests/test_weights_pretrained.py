@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import lucid.models as models
+from lucid.benchmark import randomize_batchnorm
 from lucid.weights import CheckpointError, PretrainedWeights, cache_dir, convert, info, list_pretrained, register_pretrained
 from lucid.weights import pretrained as pretrained_module
 
@@ -18,11 +19,7 @@ TINY = dict(channels=(8, 8, 16, 16))  # resnet_18's layout at a few kilobytes
 
 def _publish(tmp_path: Path, content: bytes | None = None, tag: str = "TEST", default: bool = False) -> tuple[dict, PretrainedWeights]:
     """Write a torchvision-layout checkpoint of a tiny resnet_18 named like torchvision's files, and register it."""
-    model = models.resnet_18(**TINY)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.5, 2.0)
+    model = randomize_batchnorm(models.resnet_18(**TINY))
     source = tmp_path / "server" / "upload.pth"
     source.parent.mkdir(exist_ok=True)
     if content is None:

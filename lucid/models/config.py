@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write_text
 
 C = TypeVar("C", bound="ModelConfig")
 
@@ -97,8 +97,3 @@ class ModelConfig:
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (validated like any new config)."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

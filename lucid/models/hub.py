@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from .config import atomic_write_text
+from .._atomic import atomic_write_text
 
 __all__ = ["PretrainedMixin", "from_pretrained", "model_from_config", "CONFIG_NAME", "WEIGHTS_NAME"]
 

@@ -51,10 +51,15 @@ def _validate_common(cfg: Any) -> None:
         raise TypeError(f"block_args must be a dict of keyword arguments for every block, got {cfg.block_args!r}")
 
 
+def _group_width(channels: int, base_width: int) -> int:
+    """Channels per group of a bottleneck's grouped 3x3 conv (ResNeXt's "d" in 32x4d)."""
+    return int(channels * base_width / 64)
+
+
 def _check_bottleneck_width(cfg: Any) -> None:
     """Every grouped 3x3 conv needs at least one channel per group."""
     for i, channels in enumerate(cfg.channels):
-        if int(channels * cfg.base_width / 64) < 1:
+        if _group_width(channels, cfg.base_width) < 1:
             raise ValueError(
                 f"channels[{i}]={channels} with base_width={cfg.base_width} gives a bottleneck width of "
                 f"floor({channels} * {cfg.base_width} / 64) = 0 channels per group; raise base_width or channels"
@@ -201,7 +206,7 @@ class _Bottleneck(_Residual):
         se_reduction: int | None = None,
     ) -> None:
         super().__init__()
-        width = int(channels * base_width / 64) * cardinality
+        width = _group_width(channels, base_width) * cardinality
         out_channels = channels * self.expansion
         self.conv1 = ConvBNReLU2d(in_channels, width, 1)
         self.conv2 = ConvBNReLU2d(width, width, 3, stride=stride, padding=1, groups=cardinality)

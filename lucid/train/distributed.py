@@ -26,6 +26,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     local_world_size: int = 1
+    owns_group: bool = False  # whether :func:`setup` created the process group (and :func:`cleanup` may end it)
 
     @property
     def enabled(self) -> bool:
@@ -51,21 +52,23 @@ def _env_int(name: str, default: int) -> int:
 def setup(device_kind: str) -> DistInfo:
     """Join the process group described by torchrun's environment variables (a no-op without them).
 
-    ``device_kind`` is ``"cuda"`` (NCCL, one GPU per local rank) or anything else (gloo). On CPU,
-    the cores are shared out between the processes of this node.
+    ``device_kind`` is ``"cuda"`` (NCCL, one GPU per local rank) or anything else (gloo). Unless
+    ``OMP_NUM_THREADS`` says otherwise, the cores are shared out between the processes of this node.
+    A process group that already exists (set up by the caller) is used as it is.
     """
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
         return DistInfo()
-    info = DistInfo(_env_int("RANK", 0), world, _env_int("LOCAL_RANK", 0), _env_int("LOCAL_WORLD_SIZE", world))
-    if not dist.is_initialized():
+    local_world = _env_int("LOCAL_WORLD_SIZE", world)
+    owns_group = not dist.is_initialized()
+    if owns_group:
         backend = "nccl" if device_kind == "cuda" else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(info.local_rank)
+            torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
         dist.init_process_group(backend=backend)
-    if device_kind != "cuda" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
-    return info
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return DistInfo(_env_int("RANK", 0), world, _env_int("LOCAL_RANK", 0), local_world, owns_group)
 
 
 def barrier(info: DistInfo) -> None:
@@ -74,9 +77,9 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def cleanup() -> None:
-    """Leave the process group, if one was joined."""
-    if dist.is_available() and dist.is_initialized():
+def cleanup(info: DistInfo) -> None:
+    """Leave the process group if :func:`setup` created it (a caller's own group is left alone)."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -137,9 +140,7 @@ def _entry(local_rank: int, nproc: int, port: int, fn: Callable[..., Any], args:
         "RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(nproc),
         "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
     })
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    fn(*args)
+    fn(*args)  # setup() shares the cores out between the processes
 
 
 def launch_local(nproc: int, fn: Callable[..., Any], *args: Any) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import torch
 from torch import nn
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, atomic_write_text
 from . import distributed
 from .data import DataError, Preprocessing, collate_skipping
 from .step import fast_defaults, train_step
@@ -95,7 +95,7 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        """``lr``, or the optimiser's default peak rate (SGD 0.1, AdamW 0.001)."""
+        """``lr``, or the optimiser's default peak rate (SGD 0.1, AdamW 0.002)."""
         return self.lr if self.lr is not None else (0.1 if self.opt == "sgd" else 2e-3)
 
     @property
@@ -220,8 +220,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     import numpy as np
 
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():  # the GPUs this machine has (a run may be resumed where there are fewer)
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
@@ -262,7 +263,6 @@ def fresh_out_dir(model_name: str) -> Path:
 
 
 def _write_metrics(out: Path, records: list[dict[str, Any]]) -> None:
-    from ..models.config import atomic_write_text
 
     atomic_write_text(out / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in records))
 
@@ -390,7 +390,7 @@ def fit(cfg: TrainConfig, resume: str | os.PathLike[str] | None = None) -> dict[
         distributed.barrier(info)
         return summary
     finally:
-        distributed.cleanup()
+        distributed.cleanup(info)
 
 
 def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, state: dict[str, Any] | None) -> dict[str, Any]:
@@ -536,7 +536,9 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
                     on_skip(batch.skipped)
                 n = batch.targets.numel()
                 last_lr = optimizer.param_groups[0]["lr"]
-                if distributed.all_min(n, info, device) == 0:
+                # Only image folders can lose a whole batch to unreadable files; then every rank skips the step
+                # together (an all-reduce that waits for the GPU, so digits runs, which never skip, leave it out).
+                if cfg.data is not None and distributed.all_min(n, info, device) == 0:
                     scheduler.step()
                     continue
                 images = batch.images.to(device, non_blocking=True)

@@ -122,13 +122,11 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
 
 
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool) -> dict[str, Any]:
-    import sys
-
-    from .engine import evaluate
+    from .engine import _warn, evaluate
 
     def warn(paths: list[str]) -> None:
         for p in paths:
-            print(f"warning: skipping unreadable image {p}", file=sys.stderr, flush=True)
+            _warn(f"skipping unreadable image {p}")
 
     model = trained.model.to(device)
     if channels_last:

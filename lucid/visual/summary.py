@@ -138,9 +138,9 @@ def summary(model: nn.Module, input_shape: Any = (1, 3, 224, 224), depth: int = 
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
         raise ValueError(f"depth must be an int >= 1, got {depth!r}")
     tr = trace(model, input_shape)
-    calls_of: dict[int, list[Call]] = {}
+    calls_of: dict[str, list[Call]] = {}  # by the path a call went through
     for call in tr.calls:
-        calls_of.setdefault(id(call.module), []).append(call)
+        calls_of.setdefault(call.path, []).append(call)
     owned = _owned_params(model)
 
     rows: list[LayerRow] = []
@@ -150,7 +150,7 @@ def summary(model: nn.Module, input_shape: Any = (1, 3, 224, 224), depth: int = 
         """List ``module`` (and its children down to ``depth``); returns its (params, trainable, macs)."""
         listed.add(id(module))
         params, trainable = owned.get(path, (0, 0))
-        calls = calls_of.get(id(module), [])
+        calls = calls_of.get(path, [])
         macs = sum(c.macs for c in calls)
         for sub_name, sub in module.named_modules(prefix=path):
             if sub is not module and id(sub) not in listed and sub_name in owned:
@@ -170,40 +170,18 @@ def summary(model: nn.Module, input_shape: Any = (1, 3, 224, 224), depth: int = 
                 rows.append(LayerRow(path, "(self)", level + 1, None, *own, 0))
         return params, trainable, macs
 
-    add(model, "", 0)  # the model itself is the totals line, not a row
-    params = list({id(p): p for p in model.parameters()}.values())
-    buffers = list({id(b): b for b in model.buffers()}.values())
+    total_params, trainable_params, _ = add(model, "", 0)  # the model itself is the totals line, not a row
     return Summary(
         model=type(model).__name__,
         input_shape=tr.input_shapes,
         output_shape=tr.output_shapes,
         depth=depth,
         rows=tuple(rows),
-        total_params=sum(p.numel() for p in params),
-        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        total_params=total_params,
+        trainable_params=trainable_params,
         total_macs=tr.total_macs,
-        param_mb=sum(p.numel() * p.element_size() for p in params) / MB,
-        buffer_mb=sum(b.numel() * b.element_size() for b in buffers) / MB,
+        param_mb=sum(p.numel() * p.element_size() for p in model.parameters()) / MB,
+        buffer_mb=sum(b.numel() * b.element_size() for b in model.buffers()) / MB,
         activation_mb=tr.activation_bytes / MB,
-        input_mb=sum(_numel(s) for s in _flat(tr.input_shapes)) * _elsize(model) / MB,
+        input_mb=tr.input_bytes / MB,
     )
-
-
-def _flat(shapes: Any) -> list[tuple[int, ...]]:
-    if isinstance(shapes, tuple):
-        return [shapes]
-    if isinstance(shapes, dict):
-        shapes = list(shapes.values())
-    return [s for item in shapes or () for s in _flat(item)]
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def _elsize(model: nn.Module) -> int:
-    p = next((p for p in model.parameters() if p.is_floating_point()), None)
-    return p.element_size() if p is not None else 4

@@ -91,7 +91,7 @@ class Trace:
     output_sources: frozenset[int]
     total_macs: int
     activation_bytes: int  # bytes of the distinct tensors returned by leaf modules
-    device: str  # "meta", or the device the fallback pass ran on
+    input_bytes: int  # bytes of the input tensors, at the model's floating dtype
 
 
 def make_inputs(input_shape: Sequence[int] | Sequence[Sequence[int]], device: torch.device | str, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -163,7 +163,7 @@ class _Recorder(TorchFunctionMode):
         self._seen_outputs: dict[int, weakref.ref] = {}
         self.activation_bytes = 0
         self.handles = []
-        for m in {id(m): m for m in model.modules()}.values():
+        for m in model.modules():
             self.handles.append(m.register_forward_pre_hook(self._pre, with_kwargs=True))
             self.handles.append(m.register_forward_hook(self._post))
 
@@ -193,9 +193,18 @@ class _Recorder(TorchFunctionMode):
         return out
 
     # -- hooks
+    def _call_site(self, module: nn.Module, parent: Call | None) -> str:
+        """The path a call goes through: the calling module's path and its name for ``module`` there,
+        so a module registered at two places is told apart by where it runs (else its first path)."""
+        if parent is not None:
+            for name, child in parent.module.named_children():
+                if child is module:
+                    return f"{parent.path}.{name}" if parent.path else name
+        return self.paths.get(id(module), "")
+
     def _pre(self, module: nn.Module, args: Any, kwargs: Any) -> None:
         parent = self.stack[-1][0] if self.stack else None
-        path = self.paths.get(id(module), "")
+        path = self._call_site(module, parent)
         call = Call(
             index=len(self.calls),
             module=module,
@@ -254,7 +263,7 @@ def _run(model: nn.Module, input_shape: Any, on_meta: bool, record: bool) -> Tra
             if recorder is not None:
                 recorder.tag(inputs, frozenset([INPUT]))
             if state is not None:
-                output = torch.func.functional_call(model, state, inputs, strict=False)
+                output = torch.func.functional_call(model, state, inputs, strict=False, tie_weights=False)
             else:
                 output = model(*inputs)
     finally:
@@ -269,7 +278,7 @@ def _run(model: nn.Module, input_shape: Any, on_meta: bool, record: bool) -> Tra
         output_sources=recorder.tags(output) if recorder is not None else frozenset(),
         total_macs=flops.get_total_flops() // 2,
         activation_bytes=recorder.activation_bytes if recorder is not None else 0,
-        device=str(device),
+        input_bytes=sum(t.numel() * t.element_size() for t in inputs),
     )
 
 
@@ -334,4 +343,4 @@ def module_tree(model: nn.Module) -> Trace:
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     root = visit(model, "", "", None)
     return Trace(root=root, calls=calls, input_shapes=None, output_shapes=None, output_sources=root.out_sources,
-                 total_macs=0, activation_bytes=0, device="none")
+                 total_macs=0, activation_bytes=0, input_bytes=0)

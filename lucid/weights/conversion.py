@@ -105,11 +105,7 @@ def _rename(state_dict: Mapping[str, torch.Tensor], to_lucid: bool) -> dict[str,
 
 
 def _to_lucid(state_dict: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
-    out = dict(state_dict) if source == "lucid" else _rename(state_dict, to_lucid=True)
-    # Old checkpoints predate BatchNorm's ``num_batches_tracked``; torch would fill it in with 0.
-    for key in [k for k in out if k.endswith(".running_mean")]:
-        out.setdefault(key[: -len("running_mean")] + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
-    return out
+    return dict(state_dict) if source == "lucid" else _rename(state_dict, to_lucid=True)
 
 
 def _from_lucid(state_dict: Mapping[str, torch.Tensor], to: str) -> dict[str, torch.Tensor]:

@@ -115,7 +115,8 @@ def _listing(title: str, items: list[str], limit: int = 10) -> str:
 def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load ``state_dict`` strictly, raising a readable :class:`CheckpointError` on any mismatch."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
+    # Old checkpoints predate BatchNorm's ``num_batches_tracked``; torch fills it in when it is absent.
+    missing = sorted(k for k in set(own) - set(state_dict) if not k.endswith(".num_batches_tracked"))
     unexpected = sorted(set(state_dict) - set(own))
     shapes = sorted(
         f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
