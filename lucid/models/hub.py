@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from .._atomic import atomic_write_text
+from .._atomic import atomic_folder
 
 __all__ = ["PretrainedMixin", "from_pretrained", "model_from_config", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -22,7 +22,11 @@ class PretrainedMixin:
     config: Any
 
     def save_pretrained(self, directory: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically).
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``, as one unit.
+
+        The two files are written to a new folder that then replaces ``directory`` in one rename,
+        so a reader (or a process killed mid-save) sees the old model or the new one, never a mix;
+        other files already in ``directory`` are kept.
 
         ``metadata`` (JSON-ready, e.g. ``{"class_names": [...]}``) is stored beside the config
         and comes back as ``model.metadata`` from :func:`from_pretrained`.
@@ -36,10 +40,13 @@ class PretrainedMixin:
         meta.update(metadata or {})
         if meta:
             data["metadata"] = meta
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file(self.state_dict(), directory / WEIGHTS_NAME)
-        atomic_write_text(directory / CONFIG_NAME, json.dumps(data, indent=2) + "\n")
-        return directory
+        state_dict, config_text = self.state_dict(), json.dumps(data, indent=2) + "\n"
+
+        def write(folder: Path) -> None:
+            save_file(state_dict, folder / WEIGHTS_NAME)
+            (folder / CONFIG_NAME).write_text(config_text, encoding="utf-8")
+
+        return atomic_folder(directory, write, replace={CONFIG_NAME, WEIGHTS_NAME})
 
 
 def _model_classes() -> dict[str, type]:
