@@ -93,8 +93,19 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+
+
 def _make_temp_dir(path: Path) -> Path:
-    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{_temp_prefix(path.name)}{os.getpid()}-"))
+    """A new temporary folder beside ``path``; a failure is reported against ``path`` itself."""
+    try:
+        return Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{_temp_prefix(path.name)}{os.getpid()}-"))
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(path)) from None
 
 
 def _run_writer(write: Callable[[Path], None], tmp: Path, final: Path) -> None:
@@ -130,7 +141,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file name", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     remove_stale_temporaries(path.parent)
     tmp_dir = _make_temp_dir(path)
     try:
@@ -213,7 +224,7 @@ def atomic_folder(directory: str | os.PathLike[str], write: Callable[[Path], Non
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "is a file; expected a folder", str(directory))
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(directory)
     remove_stale_temporaries(directory.parent)
     tmp = _make_temp_dir(directory)
     try:

@@ -27,6 +27,8 @@ def parse_value(text: str) -> Any:
         return None
     if lowered in ("true", "false"):
         return lowered == "true"
+    if lowered.lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(lowered)  # a number, refused where numbers must be finite
     for parse in (json.loads, ast.literal_eval):
         try:
             value = parse(text)
