@@ -25,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         positive(args, "workers")
     if args.confusion:
-        from ..train.plots import _pyplot  # noqa: F401 - fail before the evaluation when matplotlib is missing
+        from ..train.plots import pyplot
+
+        pyplot()  # fail before the evaluation when matplotlib is missing
     trained, device, amp = load_trained_args(args)
     common = dict(device=device, amp_dtype=amp, channels_last=False, batch_size=args.batch_size, confusion=bool(args.confusion))
     if args.data is None:
