@@ -11,10 +11,10 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_folder", "fsync_dir", "remove_stale_temporaries"]
+__all__ = ["atomic_folder", "atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir", "remove_stale_temporaries"]
 
 
 def _umask() -> int:

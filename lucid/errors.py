@@ -1,7 +1,7 @@
 """lucid's own error types: the command line reports these as one line (a bug shows its traceback)."""
 from __future__ import annotations
 
-__all__ = ["LucidError", "ConfigError", "ConfigTypeError"]
+__all__ = ["ConfigError", "ConfigTypeError", "LucidError"]
 
 
 class LucidError(Exception):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lucid.cli import main
-from lucid.train import engine, epoch, recipe
+from lucid.train import epoch, recipe
 from lucid.train.engine import TrainConfig, fit
 
 TINY_MODEL = {"model": "resnet_18", "overrides": {"channels": [8, 16, 32, 64]}}
@@ -46,12 +46,16 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("images")
+def make_folder(root: Path) -> Path:
+    """The tiny train/val PNG folder the training tests share: 12 + 4 images of each of three colours."""
     write_png_folder(root / "train", {c: 12 for c in COLOURS}, seed=1)
     write_png_folder(root / "val", {c: 4 for c in COLOURS}, seed=2)
     return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 def tiny_config(folder: Path, out: Path, **changes) -> TrainConfig:

@@ -16,12 +16,33 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import (  # noqa: F401
+    COLOURS,
+    TINY_ARGS,
+    _one_line_error,
+    make_folder,
+    one_thread,
+    read_metrics,
+    tiny_config,
+    write_png_folder,
+)
 
 from lucid.cli import main
 from lucid.train.engine import fit
-from test_train import COLOURS, TINY_ARGS, _one_line_error, folder, one_thread, read_metrics, tiny_config, trained, write_png_folder  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="module")
+def trained(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "out"
+    fit(tiny_config(folder, out, epochs=2))
+    return out
 T = [*TINY_ARGS, "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0"]
 
 
@@ -50,7 +71,11 @@ def test_unreadable_images_that_leave_a_batch_of_one_do_not_crash(tmp_path: Path
 
 
 def test_symlink_loops_are_entered_once_and_no_sample_is_in_both_splits(tmp_path: Path) -> None:
-    from lucid.train.data import folder_splits, default_preprocessing, scan_class_folders
+    from lucid.train.data import (
+        default_preprocessing,
+        folder_splits,
+        scan_class_folders,
+    )
 
     data = tmp_path / "data"
     files = write_png_folder(data, {"red": 9, "blue": 8}, seed=4)
@@ -61,7 +86,7 @@ def test_symlink_loops_are_entered_once_and_no_sample_is_in_both_splits(tmp_path
     assert len(samples) == len(files) == 17
     assert len({os.path.realpath(p) for p, _ in samples}) == 17
     train, val, _ = folder_splits(data, 0.3, 0, default_preprocessing(32, 3))
-    real = lambda ds: {os.path.realpath(p) for p, _ in ds.samples}  # noqa: E731
+    real = lambda ds: {os.path.realpath(p) for p, _ in ds.samples}
     assert not real(train) & real(val) and len(train) + len(val) == 17
 
 
@@ -183,14 +208,14 @@ def _read_only_dir(tmp_path: Path) -> Path:
     if os.geteuid() != 0:
         target.chmod(0o555)
         return target
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)], capture_output=True).returncode != 0:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)], capture_output=True, check=False).returncode != 0:
         pytest.skip("root without mount: no read-only folder to test with")
     return target
 
 
 def _unmount(path: Path) -> None:
     if os.geteuid() == 0:
-        subprocess.run(["umount", str(path)], capture_output=True)
+        subprocess.run(["umount", str(path)], capture_output=True, check=False)
     else:
         path.chmod(0o755)
 
@@ -218,7 +243,7 @@ def test_a_full_disk_is_a_one_line_error_and_the_old_state_stays(folder: Path, t
         pytest.skip("needs root to mount a small file system")
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     try:
         out = disk / "run"
@@ -229,7 +254,7 @@ def test_a_full_disk_is_a_one_line_error_and_the_old_state_stays(folder: Path, t
         assert code == 2 and len(err.splitlines()) == 1 and "no space left" in err.lower() and str(out) in err, err
         assert not [p for p in out.iterdir() if ".tmp-" in p.name]  # no half-written temporaries left
     finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+        subprocess.run(["umount", str(disk)], capture_output=True, check=False)
 
 
 def _damage(run: Path, tmp_path: Path, change) -> Path:

@@ -17,10 +17,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from test_train import TINY_ARGS, folder, one_thread, read_metrics  # noqa: F401
+from test_train import TINY_ARGS, make_folder, one_thread, read_metrics  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 def _writer(out: Path, models: list[torch.nn.Module], i: int) -> None:
@@ -74,7 +78,7 @@ def test_killed_saves_never_leave_a_mixed_or_unreadable_folder(tmp_path: Path) -
     assert not _temporaries(out) and not _temporaries(out.parent)
 
 
-def test_killed_and_resumed_training_always_resumes(folder: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_killed_and_resumed_training_always_resumes(folder: Path, tmp_path: Path) -> None:  
     from lucid.models import from_pretrained
     from lucid.train.state import load_state
 

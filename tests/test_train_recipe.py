@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import one_thread, read_metrics  # noqa: F401
 
 from lucid.cli import main
 from lucid.train import recipe
 from lucid.train.config import TrainConfig
-from test_train import one_thread, read_metrics  # noqa: F401
 
 # fp32: at 16 px layer4's stride-2 3x3 convolution sees 1x1 inputs, where oneDNN's bf16 backward gave NaN weights
 # in some runs (torch 2.14.1, CPU); lucid stops such a run instead of saving it.
@@ -119,7 +119,7 @@ def test_mixup_and_cutmix_are_torchvisions_and_make_soft_targets() -> None:
     assert isinstance(recipe.build_batch_mix(TrainConfig(cutmix=1.0), 10), v2.CutMix)
     assert isinstance(recipe.build_batch_mix(TrainConfig(mixup=0.2, cutmix=1.0), 10), v2.RandomChoice)
     assert recipe.build_batch_mix(TrainConfig(), 10) is None
-    images, targets = recipe.build_batch_mix(TrainConfig(mixup=1.0), 4)(torch.randn(8, 1, 16, 16), torch.arange(8) % 4)
+    _, targets = recipe.build_batch_mix(TrainConfig(mixup=1.0), 4)(torch.randn(8, 1, 16, 16), torch.arange(8) % 4)
     assert targets.shape == (8, 4) and torch.allclose(targets.sum(1), torch.ones(8))
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_train import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for this module)
 
 from lucid.train.step import COMPILE_MIN_IMAGES, fast_defaults, train_step
-from test_train import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for this module)
 
 
 def _tiny_model() -> torch.nn.Module:
@@ -16,7 +16,7 @@ def _tiny_model() -> torch.nn.Module:
 
 @pytest.mark.parametrize("fast_bf16, amp", [(True, torch.bfloat16), (False, None)])
 def test_fast_defaults_has_the_agreed_keys_and_follows_the_cpu(monkeypatch, fast_bf16, amp) -> None:
-    import lucid.train.step as step
+    from lucid.train import step
 
     monkeypatch.setattr(step, "cpu_has_fast_bf16", lambda: fast_bf16)
     d = fast_defaults(torch.device("cpu"))

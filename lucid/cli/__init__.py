@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import bench, evaluate, export, models, plot, predict, summary, train, weights
 from .common import CLIError, Terminated, load_model, parse_set, parse_shape
 
-__all__ = ["main", "build_parser", "CLIError", "parse_set", "parse_shape", "load_model"]
+__all__ = ["CLIError", "build_parser", "load_model", "main", "parse_set", "parse_shape"]
 
 _COMMANDS = [models, summary, export, train, evaluate, predict, plot, bench, weights]
 

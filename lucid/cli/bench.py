@@ -36,7 +36,13 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..benchmark import infer_contenders, format_table, machine_summary, measure, train_contenders
+    from ..benchmark import (
+        format_table,
+        infer_contenders,
+        machine_summary,
+        measure,
+        train_contenders,
+    )
     from ..train.runtime import resolve_device
 
     for name in ("batch_size", "image_size", "warmup", "rounds"):
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     model = load_model(args.model, parse_set(args.set))
     name = args.model if not Path(args.model).exists() else ""
-    common = dict(batch=args.batch_size, size=args.image_size, device=device, peers=not args.no_peers)
+    common = {"batch": args.batch_size, "size": args.image_size, "device": device, "peers": not args.no_peers}
     if args.mode == "train":
         contenders = train_contenders(name, model, **common)
     else:

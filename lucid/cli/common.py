@@ -5,11 +5,22 @@ import argparse
 import ast
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["CLIError", "Terminated", "parse_value", "add_set", "parse_set", "parse_shape", "load_model", "positive", "add_inference_args",
-           "load_trained_args"]
+__all__ = [
+    "CLIError",
+    "Terminated",
+    "add_inference_args",
+    "add_set",
+    "load_model",
+    "load_trained_args",
+    "parse_set",
+    "parse_shape",
+    "parse_value",
+    "positive",
+]
 
 
 class CLIError(Exception):

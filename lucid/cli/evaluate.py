@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
         pyplot()  # fail before the evaluation when matplotlib is missing
     trained, device, amp = load_trained_args(args)
-    common = dict(device=device, amp_dtype=amp, channels_last=False, batch_size=args.batch_size, confusion=bool(args.confusion))
+    common = {"device": device, "amp_dtype": amp, "channels_last": False, "batch_size": args.batch_size, "confusion": bool(args.confusion)}
     if args.data is None:
         result = evaluate_digits(trained, **common)
     else:

@@ -20,4 +20,4 @@ from .predict import load_trained, predict_images
 from .state import load_state
 from .step import NonFiniteLossError, fast_defaults, train_step
 
-__all__ = ["TrainConfig", "fit", "evaluate", "load_state", "load_trained", "predict_images", "fast_defaults", "train_step", "NonFiniteLossError"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "evaluate", "fast_defaults", "fit", "load_state", "load_trained", "predict_images", "train_step"]

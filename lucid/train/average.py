@@ -7,15 +7,15 @@ taken from the last checkpoint.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from ..errors import ConfigError
 from ..weights.io import CheckpointError
 
-__all__ = ["checkpoint_files", "average_state_dicts", "average_files"]
+__all__ = ["average_files", "average_state_dicts", "checkpoint_files"]
 
 
 def checkpoint_files(sources: Sequence[str | os.PathLike[str]], last: int | None = None) -> list[Path]:

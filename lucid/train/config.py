@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError, ConfigTypeError
 
-__all__ = ["TrainConfig", "DIGITS_MODEL_DEFAULTS", "MAX_IMAGE_SIZE", "MAX_SEED", "check_image_size", "check_finite_overrides"]
+__all__ = ["DIGITS_MODEL_DEFAULTS", "MAX_IMAGE_SIZE", "MAX_SEED", "TrainConfig", "check_finite_overrides", "check_image_size"]
 
 # The model for the bundled digits (applied unless --set says otherwise).
 DIGITS_MODEL_DEFAULTS = {"in_channels": 1, "stem_type": "deep", "stem_width": 32}
@@ -46,7 +46,8 @@ class TrainConfig:
     mixup: float = _opt(0.0, "MixUp alpha (0 = off; with --cutmix one of the two is picked per batch)", "data", metavar="ALPHA")
     cutmix: float = _opt(0.0, "CutMix alpha (0 = off)", "data", metavar="ALPHA")
     model: str = _opt("resnext_50_32x4d", "preset name, see `lucid models`", "model")
-    overrides: dict[str, Any] = _opt(dict, "config fields, e.g. --set stem_type=deep (digits default: in_channels=1 stem_type=deep stem_width=32)", "model", flag="--set")
+    overrides: dict[str, Any] = _opt(dict,  # noqa: RUF009 - _opt returns a dataclasses.field
+                                     "config fields, e.g. --set stem_type=deep (digits default: in_channels=1 stem_type=deep stem_width=32)", "model", flag="--set")
     pretrained: str | bool | None = _opt(None, "start from published weights (optionally a weights tag)", "model", nargs="?", const=True, metavar="TAG")
     drop_path: float = _opt(0.0, "stochastic depth: probability of dropping a residual branch (block_args drop_path)", "model", metavar="P")
     epochs: int = _opt(15, "passes over the training images", "optimisation")

@@ -8,9 +8,10 @@ can warn once per file and count the skips (this works with worker processes too
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -21,19 +22,19 @@ from ..weights.pretrained import IMAGENET_MEAN, IMAGENET_STD
 __all__ = [
     "DIGITS_MEAN",
     "DIGITS_STD",
-    "DataError",
-    "Preprocessing",
     "Batch",
+    "DataError",
     "DigitsDataset",
     "ImageFileDataset",
-    "digits_splits",
-    "folder_splits",
-    "scan_class_folders",
+    "Preprocessing",
     "collate_skipping",
     "decode_image_file",
     "default_preprocessing",
-    "train_transform",
+    "digits_splits",
     "eval_transform",
+    "folder_splits",
+    "scan_class_folders",
+    "train_transform",
 ]
 
 # Mean and standard deviation of all pixels of load_digits scaled to [0, 1] and upsampled to 32x32
@@ -62,7 +63,7 @@ class Preprocessing:
         return {"image_size": self.image_size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std), "crop": self.crop}
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "metadata") -> "Preprocessing":
+    def from_dict(cls, data: Any, source: str = "metadata") -> Preprocessing:
         """Rebuild from :meth:`to_dict` output; damaged values raise ``CheckpointError`` naming ``source`` and the key."""
         from ..weights.io import CheckpointError
 

@@ -30,10 +30,17 @@ from .epoch import EpochResult, Job, train_one_epoch, warn
 from .evaluation import all_finite, evaluate
 from .rundir import METRICS_NAME, RunFolder, fresh_out_dir
 from .runtime import Runtime, resolve_amp, resolve_device, resolve_runtime
-from .state import STATE_NAME, config_from_state, load_state, rng_state, save_state, set_rng_state
+from .state import (
+    STATE_NAME,
+    config_from_state,
+    load_state,
+    rng_state,
+    save_state,
+    set_rng_state,
+)
 from .step import NonFiniteLossError
 
-__all__ = ["TrainConfig", "fit", "load_state", "STATE_NAME", "METRICS_NAME", "evaluate", "resolve_device", "resolve_amp"]
+__all__ = ["METRICS_NAME", "STATE_NAME", "TrainConfig", "evaluate", "fit", "load_state", "resolve_amp", "resolve_device"]
 
 
 @dataclass

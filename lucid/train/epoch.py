@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +15,7 @@ from .recipe import Schedule
 from .runtime import Runtime
 from .step import NonFiniteLossError, train_step
 
-__all__ = ["Job", "EpochResult", "train_one_epoch", "warn"]
+__all__ = ["EpochResult", "Job", "train_one_epoch", "warn"]
 
 
 def warn(message: str) -> None:

@@ -1,7 +1,8 @@
 """Evaluation of a model on a data loader: loss, top-1/top-5 accuracy and, on request, the confusion matrix."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -12,7 +13,7 @@ from .data import DataError
 if TYPE_CHECKING:
     from .data import Batch
 
-__all__ = ["evaluate", "all_finite"]
+__all__ = ["all_finite", "evaluate"]
 
 
 def all_finite(model: nn.Module) -> bool:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .._atomic import atomic_write
 from ..errors import ConfigError
 
-__all__ = ["plot_curves", "plot_confusion", "pyplot"]
+__all__ = ["plot_confusion", "plot_curves", "pyplot"]
 
 
 def pyplot() -> Any:

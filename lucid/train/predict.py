@@ -7,9 +7,10 @@ together with the preset it belongs to.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from ..errors import ConfigError
 from .config import check_image_size
 from .data import DataError, Preprocessing, default_preprocessing
 
-__all__ = ["Trained", "load_trained", "evaluate_folder", "evaluate_digits", "predict_images", "calibration_batches", "INFERENCE_DTYPES", "optimized"]
+__all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
 
 INFERENCE_DTYPES = ("float32", "bfloat16", "int8")
 
@@ -145,7 +146,12 @@ def _digits_split(trained: Trained) -> tuple[float, int]:
 
 def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32) -> list[torch.Tensor]:
     """A few batches of the model's training images, preprocessed as for evaluation (to calibrate int8)."""
-    from .data import ImageFileDataset, digits_splits, eval_transform, scan_class_folders
+    from .data import (
+        ImageFileDataset,
+        digits_splits,
+        eval_transform,
+        scan_class_folders,
+    )
 
     if trained.dataset.get("name") == "digits":
         train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)

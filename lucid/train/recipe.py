@@ -7,14 +7,15 @@ libraries' own implementations (``torch.optim``, ``torchvision.transforms.v2`` M
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
 
-__all__ = ["param_groups", "build_optimizer", "warmup_cosine", "warmup_step", "Schedule", "build_loss", "build_batch_mix", "build_ema"]
+__all__ = ["Schedule", "build_batch_mix", "build_ema", "build_loss", "build_optimizer", "param_groups", "warmup_cosine", "warmup_step"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

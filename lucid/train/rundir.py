@@ -22,7 +22,7 @@ from .._atomic import atomic_write_text, remove_stale_temporaries
 from ..errors import ConfigError
 from .state import STATE_NAME
 
-__all__ = ["RunFolder", "METRICS_NAME", "LOCK_NAME", "fresh_out_dir", "read_metrics", "strict_json"]
+__all__ = ["LOCK_NAME", "METRICS_NAME", "RunFolder", "fresh_out_dir", "read_metrics", "strict_json"]
 
 METRICS_NAME = "metrics.jsonl"
 LOCK_NAME = ".lock"
@@ -73,7 +73,7 @@ class RunFolder:
         self._lock_fd = lock_fd
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, resume: bool, overwrite: bool) -> "RunFolder":
+    def open(cls, path: str | os.PathLike[str], *, resume: bool, overwrite: bool) -> RunFolder:
         """Lock ``path`` (created if missing) for a new run, or for continuing the run in it (``resume``).
 
         A new run refuses a folder that holds a training run or anything else, unless ``overwrite``.
@@ -113,7 +113,7 @@ class RunFolder:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

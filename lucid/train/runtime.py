@@ -11,7 +11,7 @@ from . import distributed
 from .config import TrainConfig
 from .step import fast_defaults
 
-__all__ = ["Runtime", "resolve_runtime", "resolve_device", "resolve_amp"]
+__all__ = ["Runtime", "resolve_amp", "resolve_device", "resolve_runtime"]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from .._atomic import atomic_write_bytes
 from ..weights.io import CheckpointError
 from .config import TrainConfig
 
-__all__ = ["STATE_NAME", "STATE_FORMAT", "rng_state", "set_rng_state", "save_state", "load_state", "config_from_state"]
+__all__ = ["STATE_FORMAT", "STATE_NAME", "config_from_state", "load_state", "rng_state", "save_state", "set_rng_state"]
 
 STATE_NAME = "last.pt"
 STATE_FORMAT = "lucid-train-state/1"
@@ -70,7 +70,7 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise error
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged pickle/zip
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged pickle/zip
         raise CheckpointError(f"{file}: not a readable training state ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{file}: not a lucid training state (expected format {STATE_FORMAT!r})")

@@ -6,14 +6,15 @@ device, so a benchmark measures what training does.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import LucidError
 
-__all__ = ["COMPILE_MIN_IMAGES", "fast_defaults", "cpu_has_fast_bf16", "train_step", "NonFiniteLossError"]
+__all__ = ["COMPILE_MIN_IMAGES", "NonFiniteLossError", "cpu_has_fast_bf16", "fast_defaults", "train_step"]
 
 
 def cpu_has_fast_bf16() -> bool:
