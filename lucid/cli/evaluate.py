@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from .common import add_inference_args, load_trained_args, positive
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         from ..train.plots import plot_confusion
 
         plot_confusion(result["confusion"], trained.class_names, args.confusion,
-                       title=f"{args.checkpoint}: {result['count']} images, top-1 {result['acc1']:.4f}")
+                       title=f"{Path(args.checkpoint).resolve().name}: {result['count']} images, top-1 {result['acc1']:.4f}")
     matrix = result.pop("confusion", None)
     if args.json:
         print(json.dumps({**result, **({"confusion": matrix} if matrix is not None else {})}))

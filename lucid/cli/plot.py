@@ -17,5 +17,6 @@ def run(args: argparse.Namespace) -> int:
     from ..train.rundir import read_metrics
 
     out = Path(args.out) if args.out else Path(args.run) / "curves.png"
-    print(f"wrote {plot_curves(read_metrics(args.run), out, title=str(args.run))}")
+    title = f"{Path(args.run).resolve().name}: learning curves"
+    print(f"wrote {plot_curves(read_metrics(args.run), out, title=title)}")
     return 0

@@ -43,6 +43,8 @@ def plot_curves(records: Sequence[dict[str, Any]], out: str | os.PathLike[str], 
     if not records:
         raise ConfigError("metrics: the run has no finished epoch to plot yet", "run")
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     panels = [
         ("loss", [("train_loss", "train"), ("val_loss", "val"), ("ema_val_loss", "val (EMA)")]),
@@ -56,12 +58,15 @@ def plot_curves(records: Sequence[dict[str, Any]], out: str | os.PathLike[str], 
                 ax.plot(x, y, marker="o", markersize=3, label=label)
         ax.set_title(name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if len(keys) > 1:
-            ax.legend()
     best = max((r for r in records if isinstance(r.get("val_acc1"), (int, float))), key=lambda r: r["val_acc1"], default=None)
     if best is not None:
-        axes[1].annotate(f"best {best['val_acc1']:.4f}", (best["epoch"], best["val_acc1"]), textcoords="offset points", xytext=(0, -14), ha="center")
+        axes[1].plot([best["epoch"]], [best["val_acc1"]], marker="*", markersize=14, color="tab:red", linestyle="none",
+                     label=f"best val {best['val_acc1']:.4f} (epoch {best['epoch']})")
+    for ax in axes[:2]:
+        ax.legend()
+    axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, Path(out))
