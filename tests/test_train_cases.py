@@ -333,3 +333,23 @@ def test_library_bugs_still_show_a_traceback(monkeypatch, capsys) -> None:
     monkeypatch.setattr(models_command, "run", buggy)
     with pytest.raises(KeyError):
         main(["models"])
+
+
+def test_refusals_raised_by_lucid_are_one_line_but_errors_from_inside_torch_are_not(monkeypatch, capsys) -> None:
+    from lucid.cli import models as models_command
+
+    _one_line_error(capsys, ["train", "--model", "no_such_model"], "no_such_model")
+
+    def torch_failure(args):
+        torch.zeros(2) + torch.zeros(3)  # a ValueError/RuntimeError deep inside torch: a bug, not bad input
+
+    monkeypatch.setattr(models_command, "run", torch_failure)
+    with pytest.raises(RuntimeError):
+        main(["models"])
+
+    def wrong_call(args):
+        int("x", "y", "z")  # a TypeError from a wrong call in lucid's own code
+
+    monkeypatch.setattr(models_command, "run", wrong_call)
+    with pytest.raises(TypeError):
+        main(["models"])
