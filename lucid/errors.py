@@ -1,20 +1,34 @@
-"""lucid's own error types: the command line reports these as one line (a bug shows its traceback)."""
+"""lucid's error types, shared by every layer.
+
+Each subclasses the built-in exception that code written against plain Python expects
+(``ValueError`` for a bad value, ``TypeError`` for a value of the wrong kind), so
+``except ValueError`` keeps working, while the command line can tell lucid's own
+"bad input" errors from bugs and report them in one line.
+"""
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ConfigTypeError", "LucidError"]
+__all__ = ["LucidError", "ConfigError", "ConfigTypeError", "CheckpointError"]
 
 
 class LucidError(Exception):
-    """Base of every error lucid raises for input the user can fix."""
+    """Base of the errors lucid raises for input it cannot use (never for its own bugs)."""
 
 
 class ConfigError(LucidError, ValueError):
-    """A setting with a value that cannot work; ``field`` names the setting."""
+    """A config field (or model argument) with a value lucid cannot build.
 
-    def __init__(self, message: str, field: str | None = None):
+    ``field`` names the offending field, so callers such as the command line can map it
+    to their own option names.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
 
 class ConfigTypeError(ConfigError, TypeError):
-    """A setting of the wrong type."""
+    """A config field (or model argument) of the wrong type."""
+
+
+class CheckpointError(LucidError, ValueError):
+    """A weight file, model folder or state dict that cannot be used, with the reason spelled out."""

@@ -60,8 +60,7 @@ def _message(parser: argparse.ArgumentParser, command: str, error: BaseException
 
 
 def _handled() -> tuple[type[BaseException], ...]:
-    from ..errors import LucidError
-    from ..weights.io import CheckpointError
+    from ..errors import CheckpointError, LucidError
 
     return (CLIError, LucidError, CheckpointError, OSError)
 

@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _average(args: argparse.Namespace) -> int:
+    from ..io import load_into
     from ..train.average import average_files, checkpoint_files
     from ..train.predict import load_trained
-    from ..weights.io import load_into
 
     runs = [Path(s) for s in args.sources if Path(s).is_dir()]
     if not runs:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
-from ..weights.io import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 __all__ = ["average_files", "average_state_dicts", "checkpoint_files"]
 
@@ -63,7 +62,7 @@ def average_state_dicts(state_dicts: Sequence[dict[str, torch.Tensor]], names: S
 
 def average_files(files: Sequence[Path]) -> dict[str, torch.Tensor]:
     """Load ``files`` (without executing code) and average them."""
-    from ..weights.io import load_file
+    from ..io import load_file
 
     if not files:
         raise ConfigError("no checkpoints to average", "checkpoints")

@@ -65,7 +65,7 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, data: Any, source: str = "metadata") -> Preprocessing:
         """Rebuild from :meth:`to_dict` output; damaged values raise ``CheckpointError`` naming ``source`` and the key."""
-        from ..weights.io import CheckpointError
+        from ..errors import CheckpointError
 
         def bad(key: str, expected: str) -> CheckpointError:
             got = data.get(key, "nothing") if isinstance(data, dict) else data

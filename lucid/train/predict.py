@@ -42,9 +42,10 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
     another architecture.
     """
+    from ..errors import CheckpointError
+    from ..io import load_file, load_into
     from ..models import create_model, from_pretrained
     from ..models.hub import CONFIG_NAME, model_from_config
-    from ..weights.io import CheckpointError, load_file, load_into
     from .state import STATE_NAME, load_state
 
     path = Path(path)
@@ -63,10 +64,7 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
             state = load_state(path)
         except CheckpointError as e:
             raise CheckpointError(f"{e}; a bare weight file also needs --model NAME") from None
-        try:
-            model = model_from_config(state["model_config"])
-        except (ValueError, TypeError) as e:  # the config's own validation
-            raise CheckpointError(f"{path}: damaged model_config ({e})") from None
+        model = model_from_config(state["model_config"], source=str(path))
         load_into(model, state["model"])
         metadata = dict(state.get("metadata") or {})
     elif path.is_file():
@@ -134,7 +132,7 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
 
 def _digits_split(trained: Trained) -> tuple[float, int]:
     """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
-    from ..weights.io import CheckpointError
+    from ..errors import CheckpointError
 
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")

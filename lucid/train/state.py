@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_write_bytes
-from ..weights.io import CheckpointError
+from ..errors import CheckpointError
 from .config import TrainConfig
 
 __all__ = ["STATE_FORMAT", "STATE_NAME", "config_from_state", "load_state", "rng_state", "save_state", "set_rng_state"]
