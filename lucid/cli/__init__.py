@@ -60,7 +60,7 @@ def _message(parser: argparse.ArgumentParser, command: str, error: BaseException
 
 
 def _handled() -> tuple[type[BaseException], ...]:
-    from ..errors import CheckpointError, LucidError
+    from ..errors import LucidError
 
     return (CLIError, LucidError, CheckpointError, OSError)
 

@@ -116,7 +116,7 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, state: dict[str, Any] | N
 
 
 def _run_epochs(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: RunFolder | None) -> None:
-    val_loader = _loader(data.val, cfg.batch_size * 2, job, shuffle=False)
+    val_loader = _loader(data.val, cfg.batch_size * 2, job)
     writer = _tensorboard(cfg, run)
     epoch = progress.epoch
     try:
@@ -271,13 +271,13 @@ def _wrap(model: nn.Module, runtime: Runtime, info: distributed.DistInfo) -> nn.
     return torch.compile(net) if runtime.compile else net
 
 
-def _loader(dataset: Any, batch_size: int, job: Job, shuffle: bool = False, **kw: Any) -> Any:
+def _loader(dataset: Any, batch_size: int, job: Job, **kw: Any) -> Any:
     from torch.utils.data import DataLoader, Subset
 
     if "sampler" not in kw:  # validation: each rank takes its own share
         dataset = Subset(dataset, range(job.info.rank, len(dataset), job.info.world_size))
     workers = job.runtime.workers
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate_skipping,
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping,
                       pin_memory=job.runtime.device.type == "cuda", persistent_workers=workers > 0, **kw)
 
 
