@@ -62,7 +62,7 @@ def _message(parser: argparse.ArgumentParser, command: str, error: BaseException
 def _handled() -> tuple[type[BaseException], ...]:
     from ..errors import LucidError
 
-    return (CLIError, LucidError, CheckpointError, OSError)
+    return (CLIError, LucidError, OSError)
 
 
 _PACKAGE = Path(__file__).resolve().parents[1]
