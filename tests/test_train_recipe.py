@@ -150,6 +150,7 @@ def test_step_and_plateau_schedules() -> None:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     schedule = recipe.Schedule("plateau", opt, total_steps=20, warmup_steps=2)
     for _ in range(4):
+        opt.step()
         schedule.step()
     assert opt.param_groups[0]["lr"] == 1.0  # warmed up, then left alone per step
     for acc in (0.5, 0.6, 0.6, 0.6):  # no improvement for two epochs: x0.1
