@@ -288,6 +288,7 @@ def test_bad_image_sizes_are_refused_on_every_command(size: str, trained: Path, 
 def test_bad_numbers_and_misleading_messages(capsys) -> None:
     _one_line_error(capsys, ["train", "--seed", "99999999999999999999"], "--seed", "between 0 and")
     _one_line_error(capsys, ["train", "--seed", "-1"], "--seed")
+    _one_line_error(capsys, ["train", "--batch-size", "1"], "--batch-size", ">= 2")
     _one_line_error(capsys, ["train", "--set", "num_classes=abc"], "--set num_classes", "int", "'abc'")
 
 

@@ -85,7 +85,7 @@ class TrainConfig:
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}", f.name)
         checks = [
             ("epochs", _int_at_least(self.epochs, 1), "a positive int"),
-            ("batch_size", _int_at_least(self.batch_size, 1), "a positive int"),
+            ("batch_size", _int_at_least(self.batch_size, 2), "an int >= 2 (BatchNorm cannot train on one image)"),
             ("grad_accum", _int_at_least(self.grad_accum, 1), "a positive int"),
             ("lr", self.lr is None or self.lr > 0, "a positive number"),
             ("momentum", 0 <= self.momentum < 1, "a number in [0, 1)"),
