@@ -159,3 +159,22 @@ def test_step_and_plateau_schedules() -> None:
     again = recipe.Schedule("plateau", torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 20, 2)
     again.load_state_dict(schedule.state_dict())
     assert again.plateau.best == schedule.plateau.best
+
+
+def test_ema_averages_the_weights_and_follows_the_models_batchnorm_statistics() -> None:
+    from lucid.models import create_model
+
+    model = create_model("resnet_18", channels=[8, 8, 8, 8], num_classes=3)
+    ema = recipe.build_ema(TrainConfig(model_ema=True, model_ema_decay=0.75), model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    expected = None
+    for _ in range(3):
+        torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 0])).backward()
+        opt.step()
+        opt.zero_grad()
+        ema.update_parameters(model)
+        current = model.fc.weight.detach().clone()
+        expected = current if expected is None else 0.75 * expected + 0.25 * current  # the first update copies
+    assert torch.allclose(ema.module.fc.weight, expected, atol=1e-6)
+    assert not torch.allclose(ema.module.fc.weight, model.fc.weight)
+    assert torch.equal(ema.module.stem[1].running_var, model.stem[1].running_var)

@@ -28,6 +28,7 @@ _COMMANDS = [models, summary, export, train, evaluate, predict, plot, bench, wei
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lucid`` argument parser, one subcommand per module of this package."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(prog="lucid", description="ResNet/ResNeXt models on PyTorch: inspect, train, evaluate, export.")

@@ -128,9 +128,22 @@ def build_batch_mix(cfg: TrainConfig, num_classes: int) -> Callable[[torch.Tenso
 
 
 def build_ema(cfg: TrainConfig, model: nn.Module) -> torch.optim.swa_utils.AveragedModel | None:
-    """An exponential moving average of the weights and BatchNorm statistics, updated after every optimizer step."""
+    """An exponential moving average of the weights, updated after every optimizer step.
+
+    Only the parameters are averaged; the BatchNorm running statistics are the model's own,
+    copied at each update. Averaging the statistics too left them behind the weights: on the
+    digits run (9 epochs, decay 0.98) that EMA validated at 0.21, the same weights with the
+    model's statistics at 0.96.
+    """
     if not cfg.model_ema:
         return None
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.model_ema_decay), use_buffers=True)
+    class WeightEMA(AveragedModel):
+        @torch.no_grad()
+        def update_parameters(self, model: nn.Module) -> None:
+            super().update_parameters(model)
+            for own, current in zip(self.module.buffers(), model.buffers()):
+                own.copy_(current)
+
+    return WeightEMA(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.model_ema_decay), use_buffers=False)
