@@ -10,9 +10,10 @@ import dataclasses
 import hashlib
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import torch
@@ -60,6 +61,13 @@ class PretrainedWeights:
     top1: float | None = None
     top5: float | None = None
     recipe: str = ""
+
+    def to_metadata(self) -> dict[str, Any]:
+        """What a model loaded with these weights keeps in ``model.metadata["weights"]`` (JSON-ready):
+        where they come from, their preprocessing and published accuracy."""
+        data = dataclasses.asdict(self)
+        data.update(mean=list(self.mean), std=list(self.std))
+        return data
 
     @property
     def filename(self) -> str:
@@ -300,4 +308,6 @@ def load_pretrained(
                 f"{preset_name} weights {entry.tag!r} are torchvision's (plain stem and shortcuts, no squeeze-excite); "
                 f"this model sets {', '.join(f'{k}={v!r}' for k, v in used.items())}"
             )
-    return load_checkpoint(model, download(preset_name, entry.tag, url=url, progress=progress), source=entry.layout)
+    load_checkpoint(model, download(preset_name, entry.tag, url=url, progress=progress), source=entry.layout)
+    model.metadata = {**(getattr(model, "metadata", None) or {}), "weights": entry.to_metadata()}
+    return model
