@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
 
 from .._atomic import atomic_write
 
-__all__ = ["CheckpointError", "load_file", "save_file", "load_into"]
+__all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
@@ -23,12 +23,15 @@ class CheckpointError(ValueError):
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 
-def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
+def save_file(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: dict[str, str] | None = None
+) -> Path:
     """Write a state dict atomically (temporary file in the same folder, then rename).
 
     The format is safetensors, or torch's own (``torch.save`` of a plain dict, readable with
     ``weights_only=True``) when the name ends in ``.pt``/``.pth``/``.bin``/``.ckpt``, for
-    users of ``torch.load``.
+    users of ``torch.load``. ``metadata`` (text keys and values) goes into the safetensors
+    header; torch files have no place for it.
     """
     from safetensors.torch import save_file as _save
 
@@ -36,7 +39,7 @@ def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[st
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     if path.suffix in _TORCH_SUFFIXES:
         return atomic_write(path, lambda tmp: torch.save(tensors, tmp))
-    return atomic_write(path, lambda tmp: _save(tensors, str(tmp)))
+    return atomic_write(path, lambda tmp: _save(tensors, str(tmp), metadata=metadata))
 
 
 def _is_safetensors(path: Path) -> bool:
