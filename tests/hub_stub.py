@@ -27,7 +27,7 @@ class HubStub:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> HubStub:
+    def __enter__(self) -> HubStub:  # noqa: PYI034
         self.thread.start()
         return self
 

@@ -150,8 +150,8 @@ def model_card(model: nn.Module, metadata: dict[str, Any] | None = None) -> str:
         "---", "library_name: lucid", "pipeline_tag: image-classification",
         "tags:", "- lucid", "- image-classification", f"- {type(model).__name__.lower()}", "---", "",
         f"# {type(model).__name__}", "",
-        f"A lucid `{type(model).__name__}` ({type(config).__name__}). Load it with "
-        "`lucid.models.from_pretrained(...)`, given this folder or its Hub repository id.", "",
+        (f"A lucid `{type(model).__name__}` ({type(config).__name__}). Load it with "
+         "`lucid.models.from_pretrained(...)`, given this folder or its Hub repository id."), "",
         "## Architecture", "",
         f"- Config: `{fields}`",
         f"- Parameters: {params:,}",
@@ -236,7 +236,7 @@ def from_pretrained(
     """
     from ..weights.io import CheckpointError, load_file, load_into
 
-    hub_args = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, endpoint=endpoint)
+    hub_args = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "endpoint": endpoint}
     directory = _local_folder(path, hub_args)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
