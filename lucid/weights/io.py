@@ -13,7 +13,7 @@ from .._atomic import atomic_write
 __all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+_WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.", "backbone.")  # Lightning, DDP, torch.compile, detection
 
 
 class CheckpointError(ValueError):
@@ -67,12 +67,14 @@ def _torch_load_error(path: Path, e: Exception) -> CheckpointError:
     return CheckpointError(f"{path}: not a readable torch checkpoint, it may be truncated or corrupt ({lines[0]})")
 
 
-def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def load_file(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", strip_prefixes: bool = True
+) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a torch file (``.pt``/``.pth``/``.bin``).
 
     Torch files are read with ``weights_only=True``: loading never executes code. A state
-    dict nested under ``"state_dict"``/``"model"`` is unwrapped, and the ``module.`` (DDP) and
-    ``_orig_mod.`` (``torch.compile``) prefixes are removed. Safetensors content is recognised whatever the file is called.
+    dict nested under ``"state_dict"``/``"model"`` is unwrapped, and the prefixes of wrappers and
+    trainers are removed (:func:`strip_prefix`; ``strip_prefixes=False`` keeps them). Safetensors content is recognised whatever the file is called.
     """
     path = Path(path)
     if not path.exists():
@@ -93,7 +95,8 @@ def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         raise _torch_load_error(path, e) from None
-    return _unwrap(obj, path)
+    state_dict = _unwrap(obj, path)
+    return strip_prefix(state_dict) if strip_prefixes else state_dict
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -103,10 +106,34 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: does not hold a state dict (a mapping of names to tensors)")
-    for prefix in _WRAPPER_PREFIXES:
-        if obj and all(k.startswith(prefix) for k in obj):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
     return dict(obj)
+
+
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of the model inside a wrapper: keys without their wrapper's prefix.
+
+    Without ``prefix``, the prefixes that trainers and wrappers add (``model.``: Lightning,
+    ``module.``: DistributedDataParallel, ``_orig_mod.``: ``torch.compile``, ``backbone.``)
+    are removed, one after another, as long as every key carries the same one. With
+    ``prefix`` (say ``"student."``), only the keys under it are kept, without it.
+    """
+    if prefix is not None:
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"prefix must be a non-empty string such as 'model.', got {prefix!r}")
+        kept = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not kept:
+            sample = ", ".join(list(state_dict)[:3]) or "no keys at all"
+            raise CheckpointError(f"state_dict: no key starts with prefix={prefix!r} (keys start like {sample})")
+        return kept
+    out = dict(state_dict)
+    stripped = True
+    while out and stripped:
+        stripped = False
+        for wrapper in _WRAPPER_PREFIXES:
+            if all(k.startswith(wrapper) for k in out):
+                out = {k[len(wrapper):]: v for k, v in out.items()}
+                stripped = True
+    return out
 
 
 def _listing(title: str, items: list[str], limit: int = 10) -> str:

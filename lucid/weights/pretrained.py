@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .conversion import convert
-from .io import CheckpointError, load_file, load_into
+from .io import CheckpointError, load_file, load_into, strip_prefix
 
 __all__ = [
     "PretrainedWeights",
@@ -271,16 +271,25 @@ def _adapt(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -
 
 
 def load_checkpoint(
-    model: nn.Module, checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor], source: str = "auto"
+    model: nn.Module,
+    checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor],
+    source: str = "auto",
+    prefix: str | None = None,
 ) -> nn.Module:
     """Load a torchvision, timm or lucid checkpoint (file or state dict) into a lucid ``model``.
 
-    The layout is converted (see :func:`~lucid.weights.convert`); a classifier of another
-    size is replaced by a fresh one and other input channels are adapted, each with a warning.
-    Any other mismatch raises :class:`CheckpointError` listing it.
+    Checkpoints of trainers and wrappers load as they are: a Lightning ``.ckpt`` (its
+    ``state_dict``, keys under ``model.``), DistributedDataParallel's ``module.``,
+    ``torch.compile``'s ``_orig_mod.``, a detector's ``backbone.``; ``prefix`` picks the keys
+    under any other (``"student."``). The layout is converted (see
+    :func:`~lucid.weights.convert`); a classifier of another size is replaced by a fresh one
+    and other input channels are adapted, each with a warning. Any other mismatch raises
+    :class:`CheckpointError` listing it.
     """
     origin = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "state_dict"
-    state_dict = load_file(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = load_file(checkpoint, strip_prefixes=False)
+    state_dict = strip_prefix(checkpoint, prefix)
     load_into(model, _adapt(model, convert(state_dict, source, to="lucid"), origin))
     return model
 
