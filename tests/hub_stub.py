@@ -100,7 +100,12 @@ class HubStub:
                 m = re.fullmatch(r"/(.+)/resolve/([^/]+)/(.+)", self.path)
                 if m and m.group(3) in stub.repos.get(m.group(1), {}):
                     data = stub.repos[m.group(1)][m.group(3)]
-                    headers = {"X-Repo-Commit": stub.commits[m.group(1)], "ETag": f'"{hashlib.sha1(data).hexdigest()}"'}
+                    # like the Hub: large (LFS) files are named by their SHA-256, others by a git hash
+                    lfs = m.group(3).endswith(".safetensors")
+                    digest = hashlib.sha256(data) if lfs else hashlib.sha1(data)
+                    headers = {"X-Repo-Commit": stub.commits[m.group(1)], "ETag": f'"{digest.hexdigest()}"'}
+                    if lfs:
+                        headers.update({"X-Linked-Etag": f'"{digest.hexdigest()}"', "X-Linked-Size": str(len(data))})
                     return self._reply(200, data, headers, head=head)
                 stub.unknown.append(f"GET {self.path}")
                 self._reply(404, b"{}", {"X-Error-Code": "EntryNotFound"}, head=head)

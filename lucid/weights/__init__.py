@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from .conversion import LAYOUTS, convert, detect_layout
-from .io import CheckpointError, load_file, load_into, save_file
+from .io import CheckpointError, load_file, load_into, save_file, strip_prefix
 from .pretrained import (
     PretrainedWeights,
     cache_dir,
     download,
+    hub_cache_dir,
     info,
     list_pretrained,
     load_checkpoint,
@@ -22,6 +23,7 @@ __all__ = [
     "convert",
     "detect_layout",
     "download",
+    "hub_cache_dir",
     "info",
     "list_pretrained",
     "load_checkpoint",
@@ -30,4 +32,5 @@ __all__ = [
     "load_pretrained",
     "register_pretrained",
     "save_file",
+    "strip_prefix",
 ]

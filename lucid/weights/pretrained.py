@@ -1,13 +1,16 @@
 """Published ImageNet weights for the presets: a registry per tag, download, verify, convert, load.
 
-The weights are torchvision's own files (``download.pytorch.org``); they are kept in a cache
-folder shared with torchvision when ``LUCID_HOME`` is not set, checked against the SHA-256
-prefix in their file name, renamed to the lucid layout and loaded.
+The weights are torchvision's own files (``download.pytorch.org``), kept in a cache folder
+shared with torchvision when ``LUCID_HOME`` is not set and checked against the SHA-256 prefix
+in their file name, and timm's files on the Hugging Face Hub (tags ``"timm:<name>"``), fetched
+with ``huggingface_hub`` into its cache and checked against the SHA-256 the Hub publishes for
+them. Either is renamed to the lucid layout and loaded.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -26,6 +29,7 @@ __all__ = [
     "PretrainedWeights",
     "cache_dir",
     "download",
+    "hub_cache_dir",
     "info",
     "list_pretrained",
     "load_checkpoint",
@@ -33,6 +37,7 @@ __all__ = [
     "register_pretrained",
 ]
 
+HUB_WEIGHTS_FILE = "model.safetensors"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -41,7 +46,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class PretrainedWeights:
     """One published set of weights for one preset.
 
-    ``sha256`` is the prefix of the file's SHA-256 digest, as published in its file name.
+    ``sha256`` is the prefix of the file's SHA-256 digest, as published in its file name; for
+    weights on the Hugging Face Hub (``hf_hub_id`` set) it may be empty, and the file is then
+    checked against the SHA-256 the Hub publishes for it (its LFS object id).
     ``resize``/``crop``/``mean``/``std``/``interpolation`` are the evaluation preprocessing
     the published ``top1``/``top5`` (percent, single crop) were measured with.
     """
@@ -61,6 +68,8 @@ class PretrainedWeights:
     top1: float | None = None
     top5: float | None = None
     recipe: str = ""
+    hf_hub_id: str | None = None
+    license: str | None = None
 
     def to_metadata(self) -> dict[str, Any]:
         """What a model loaded with these weights keeps in ``model.metadata["weights"]`` (JSON-ready):
@@ -71,8 +80,8 @@ class PretrainedWeights:
 
     @property
     def filename(self) -> str:
-        """Name of the file in the cache folder (the last part of the URL)."""
-        return Path(unquote(urlparse(self.url).path)).name
+        """Name of the file in the cache folder (the last part of the URL), or in the Hub repository."""
+        return HUB_WEIGHTS_FILE if self.hf_hub_id else Path(unquote(urlparse(self.url).path)).name
 
     def transforms(self) -> Any:
         """The evaluation preprocessing as a torchvision transform (PIL image or uint8 tensor in, normalised float tensor out)."""
@@ -101,7 +110,8 @@ def register_pretrained(weights: PretrainedWeights, default: bool = False) -> Pr
     """
     if not isinstance(weights, PretrainedWeights):
         raise TypeError(f"weights must be a PretrainedWeights, got {type(weights).__name__}")
-    if not (len(weights.sha256) >= 8 and all(c in "0123456789abcdef" for c in weights.sha256)):
+    hub_checked = weights.hf_hub_id is not None and weights.sha256 == ""
+    if not hub_checked and not (len(weights.sha256) >= 8 and all(c in "0123456789abcdef" for c in weights.sha256)):
         raise ValueError(f"sha256 must be at least 8 lowercase hex digits of the file's SHA-256, got {weights.sha256!r}")
     _REGISTRY.setdefault(weights.preset, {})[weights.tag] = weights
     if default or weights.preset not in _DEFAULT_TAG:
@@ -149,6 +159,27 @@ for _row in (
      "https://github.com/pytorch/vision/pull/5935"),
 ):
     _torchvision(*_row)
+
+
+def _timm(preset: str, name: str, interpolation: str, crop_pct: float, top1: float, license: str) -> None:
+    """Register one of timm's files on the Hugging Face Hub (``timm/<name>``) under the tag ``timm:<name>``."""
+    register_pretrained(
+        PretrainedWeights(
+            preset=preset, tag=f"timm:{name}", url=f"https://huggingface.co/timm/{name}", sha256="", layout="timm",
+            resize=math.floor(224 / crop_pct), interpolation=interpolation, top1=top1,
+            recipe=f"https://huggingface.co/timm/{name}", hf_hub_id=f"timm/{name}", license=license,
+        )
+    )
+
+
+# preset, timm name, evaluation interpolation and crop fraction at 224 (timm's pretrained_cfg),
+# top-1 at 224 from timm's ImageNet results table
+for _row in (
+    ("resnext_50_32x4d", "resnext50_32x4d.a1h_in1k", "bicubic", 0.95, 81.14, "apache-2.0"),
+    ("resnext_50_32x4d", "resnext50_32x4d.fb_swsl_ig1b_ft_in1k", "bilinear", 0.875, 82.16, "cc-by-nc-4.0"),
+    ("resnext_101_32x32d", "resnext101_32x32d.fb_wsl_ig1b_ft_in1k", "bilinear", 0.875, 85.09, "cc-by-nc-4.0"),
+):
+    _timm(*_row)
 
 
 def _check_preset(name: str) -> None:
@@ -202,9 +233,12 @@ def download(name: str, tag: str | None = None, *, url: str | None = None, progr
     """The verified local file of weights ``(name, tag)``, downloaded into :func:`cache_dir` if needed.
 
     ``url`` replaces the registry's URL (a mirror, or ``file://`` in tests); the file must
-    still have the registered SHA-256 prefix.
+    still have the registered SHA-256 prefix. For weights on the Hugging Face Hub, ``url`` is
+    the Hub server to ask instead of huggingface.co (``HF_ENDPOINT`` works too).
     """
     entry = info(name, tag)
+    if entry.hf_hub_id:
+        return _download_from_hub(entry, endpoint=url)
     if url is not None:
         entry = dataclasses.replace(entry, url=url)
     dest = cache_dir() / entry.filename
@@ -231,6 +265,38 @@ def download(name: str, tag: str | None = None, *, url: str | None = None, progr
             f"(its SHA-256 must start with {entry.sha256}); it will be used from there."
         ) from None
     return dest
+
+
+def hub_cache_dir() -> Path | None:
+    """Where Hub downloads are kept: ``$LUCID_HOME/hub``, else huggingface_hub's own cache (``None``)."""
+    home = os.environ.get("LUCID_HOME")
+    return Path(home).expanduser() / "hub" if home else None
+
+
+def _download_from_hub(entry: PretrainedWeights, endpoint: str | None) -> Path:
+    """Fetch ``entry``'s file through huggingface_hub and check it against the Hub's SHA-256 (its LFS id,
+    which names the file in huggingface_hub's cache) and against ``entry.sha256`` when one is pinned."""
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover - the test environment has it
+        raise ImportError(f"weights {entry.tag!r} live on the Hugging Face Hub: pip install 'lucid[hf]'") from None
+    try:
+        path = Path(hf_hub_download(entry.hf_hub_id, entry.filename, cache_dir=hub_cache_dir(), endpoint=endpoint))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"could not download {entry.hf_hub_id}/{entry.filename} from the Hugging Face Hub ({first})") from None
+    published = Path(os.path.realpath(path)).name
+    if len(published) != 64 or any(c not in "0123456789abcdef" for c in published):
+        raise CheckpointError(f"{path}: the Hub gave no SHA-256 for this file (got {published!r}); it cannot be verified")
+    got = _sha256(path)
+    if got != published or not got.startswith(entry.sha256):
+        expected = published if got != published else f"{entry.sha256}..."
+        raise CheckpointError(
+            f"{path}: SHA-256 {got} is not the published {expected} of {entry.hf_hub_id}/{entry.filename}; "
+            f"the download is corrupt or was changed: delete {Path(os.path.realpath(path))} to fetch it again"
+        )
+    return path
 
 
 def _adapt(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
