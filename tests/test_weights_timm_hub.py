@@ -68,7 +68,7 @@ def test_download_verify_convert_and_use_offline(timm_on_hub, monkeypatch: pytes
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x))
-    assert model.metadata["weights"]["hf_hub_id"] == "timm/resnet18.test"
+    assert model.metadata["weights"] == entry.to_metadata()
     assert model.pretrained_cfg["interpolation"] == "bicubic" and model.pretrained_cfg["crop_pct"] == 224 / 235
 
 
