@@ -183,9 +183,11 @@ class TimmProtocolMixin:
         """The feature maps ``indices`` (0 stem, 1-4 stages; see :func:`take_indices`).
 
         Returns ``(final feature map, intermediates)``, or the intermediates alone with
-        ``intermediates_only``. ``stop_early`` skips the stages after the last one wanted
-        (the final map is then that stage's). ``norm`` is accepted for timm's callers; a
-        ResNet has no final norm, so it changes nothing. ``output_fmt``: ``"NCHW"`` or ``"NHWC"``.
+        ``intermediates_only``. The final map is :meth:`forward_features`'s; ``stop_early``
+        skips the stages after the last one wanted (the final map is then that stage's).
+        ``norm`` also passes the last stage's map through the final norm of pre-activation
+        networks (``post_act``), as the final map always is; other ResNets have none.
+        ``output_fmt``: ``"NCHW"`` or ``"NHWC"``.
         """
         if output_fmt not in OUTPUT_FORMATS:
             raise ValueError(f"output_fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {output_fmt!r}")
@@ -196,18 +198,25 @@ class TimmProtocolMixin:
         if 0 in wanted:
             maps.append(x)
         x = self.maxpool(x)
+        post_act = getattr(self, "post_act", None)
         for i, name in enumerate(STAGES[:last], start=1):
             x = getattr(self, name)(x)
-            if i in wanted:
+            if i == len(STAGES) and post_act is not None:
+                normed = post_act(x)
+                if i in wanted:
+                    maps.append(normed if norm else x)
+                x = normed
+            elif i in wanted:
                 maps.append(x)
         if output_fmt == "NHWC":
             maps = [m.permute(0, 2, 3, 1) for m in maps]
         return maps if intermediates_only else (x, maps)
 
     def prune_intermediate_layers(self, indices: Indices = 1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
-        """Drop what comes after the last feature in ``indices`` (and the classifier with ``prune_head``).
+        """Drop what comes after the last feature in ``indices`` (and the classifier with ``prune_head``,
+        the final norm of pre-activation networks with ``prune_norm``).
 
-        Returns the absolute indices kept. The stages removed become empty ``Sequential``\\ s.
+        Returns the absolute indices kept. The stages removed become empty ``Sequential`` modules.
         """
         wanted = take_indices(len(self.feature_info), indices)
         last = max(wanted)
@@ -215,6 +224,8 @@ class TimmProtocolMixin:
             setattr(self, name, nn.Sequential())
         if last == 0:
             self.maxpool = nn.Identity()
+        if (prune_norm or last < len(STAGES)) and getattr(self, "post_act", None) is not None:
+            self.post_act = None
         if last < len(STAGES):
             self.num_features = self.feature_info[last]["num_chs"]
         if prune_head or last < len(STAGES):
