@@ -98,3 +98,22 @@ def test_not_a_lucid_model() -> None:
         fpn_backbone(torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match="only with a preset name"):
         fpn_backbone(_tiny(), weights="IMAGENET1K_V1")
+
+
+def test_a_preset_with_published_weights_gets_frozen_norms_in_its_config(tmp_path) -> None:
+    import hashlib
+
+    import torchvision
+
+    from lucid.weights import PretrainedWeights, register_pretrained
+
+    reference = torchvision.models.resnet18()
+    torch.nn.init.uniform_(reference.bn1.running_var, 0.5, 2.0)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")  # BatchNorm checkpoint, num_batches_tracked included
+    digest = hashlib.sha256((tmp_path / "r18.pth").read_bytes()).hexdigest()
+    register_pretrained(PretrainedWeights(preset="resnet_18", tag="MIRROR", url=(tmp_path / "r18.pth").as_uri(), sha256=digest[:12]))
+    backbone = fpn_backbone("resnet_18", weights="MIRROR")
+    body = backbone.body
+    assert isinstance(body.stem[1], FrozenBatchNorm2d) and not any(isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
+    torch.testing.assert_close(body.stem[1].running_var, reference.bn1.running_var)
+    torch.testing.assert_close(body.layer4[1].conv2[0].weight, reference.layer4[1].conv2.weight)

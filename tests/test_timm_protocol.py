@@ -117,6 +117,7 @@ def test_classifier_get_and_reset() -> None:
     assert model(x).shape == (2, model.num_features)
     model.reset_classifier(0, global_pool="")
     assert model(x).shape == (2, model.num_features, 1, 1)
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, model.num_features, 2, 2)
     with pytest.raises(ValueError, match="global_pool must be 'avg', 'max', '' or None, got 'mean'"):
         model.reset_classifier(3, global_pool="mean")
     with pytest.raises(ValueError, match="num_classes must be an int >= 0, got -1"):

@@ -12,7 +12,7 @@ from torch import nn
 from lucid import visual
 from lucid.models import ResNeXt, ResNeXtConfig, create_model
 
-BLOCK = "_Bottleneck"  # class name of lucid's bottleneck block
+BLOCK = "Bottleneck"  # class name of lucid's bottleneck block
 RESNEXT50_PARAMS = 25_028_904  # torchvision's resnext50_32x4d
 RESNEXT50_GMACS = 4.23  # torchvision's published figure for resnext50_32x4d at 224x224
 SEED = dict(num_classes=10, in_channels=1, stem_type="deep", stem_width=32)

@@ -32,23 +32,24 @@ def _swap_norms(model: nn.Module, norm_layer: Callable[..., nn.Module]) -> None:
             _swap_norms(child, norm_layer)
 
 
-def _backbone_model(name_or_model: str | nn.Module, norm_layer: Callable[..., nn.Module] | None, model_kwargs: dict[str, Any]) -> nn.Module:
+def _backbone_model(name_or_model: str | nn.Module, norm_layer: Callable[..., nn.Module], model_kwargs: dict[str, Any]) -> nn.Module:
+    """A preset built with ``norm_layer`` in its config, or the given model with its norms swapped."""
     if isinstance(name_or_model, str):
         from .registry import create_model
 
-        model = create_model(name_or_model, **model_kwargs)
-    elif isinstance(name_or_model, nn.Module):
-        if model_kwargs:
-            raise TypeError(f"fpn_backbone() takes preset arguments ({sorted(model_kwargs)}) only with a preset name")
-        model = name_or_model
-    else:
+        return create_model(name_or_model, norm_layer=norm_layer, **model_kwargs)
+    if not isinstance(name_or_model, nn.Module):
         raise TypeError(f"name_or_model must be a preset name or a lucid ResNet, got {type(name_or_model).__name__}")
-    missing = [m for m in ("stem", "layer1", "layer4", "feature_info") if not hasattr(model, m)]
+    if model_kwargs:
+        raise TypeError(f"fpn_backbone() takes preset arguments ({sorted(model_kwargs)}) only with a preset name")
+    missing = [m for m in ("stem", "layer1", "layer4", "feature_info") if not hasattr(name_or_model, m)]
     if missing:
-        raise TypeError(f"fpn_backbone() needs a lucid ResNet/ResNeXt (stem, layer1..layer4, feature_info); {type(model).__name__} lacks {missing}")
-    if norm_layer is not None:
-        _swap_norms(model, norm_layer)
-    return model
+        raise TypeError(
+            f"fpn_backbone() needs a lucid ResNet/ResNeXt (stem, layer1..layer4, feature_info); "
+            f"{type(name_or_model).__name__} lacks {missing}"
+        )
+    _swap_norms(name_or_model, norm_layer)
+    return name_or_model
 
 
 def _check_layers(trainable_layers: int, returned_layers: Sequence[int]) -> list[int]:
@@ -72,8 +73,9 @@ def fpn_backbone(
     """A feature pyramid over a lucid ResNet/ResNeXt: torchvision's ``BackboneWithFPN``.
 
     Args:
-        name_or_model: a preset name (built with ``model_kwargs``, e.g. ``weights="IMAGENET1K_V2"``)
-            or a lucid model (changed in place: its norms and ``requires_grad`` flags).
+        name_or_model: a preset name (built with ``norm_layer`` as its config's ``norm_layer`` and
+            ``model_kwargs``, e.g. ``weights="IMAGENET1K_V2"``) or a lucid model (changed in place:
+            its norms and ``requires_grad`` flags).
         trainable_layers: how many stages train, counted from ``layer4`` (5 trains the stem
             too); the rest is frozen, as torchvision's detectors do.
         returned_layers: the stages (1-4) whose outputs feed the pyramid.

@@ -18,9 +18,12 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write_text
+from ..errors import CheckpointError, LucidError
+from ..io import load_file, load_into, save_file
 
 __all__ = [
     "CONFIG_NAME",
+    "MAX_PARAMETERS",
     "MODEL_CARD_NAME",
     "WEIGHTS_NAME",
     "PretrainedMixin",
@@ -36,6 +39,10 @@ MODEL_CARD_NAME = "README.md"
 # Keys of config.json that describe the folder rather than the architecture.
 FOLDER_KEYS = ("model_type", "library_name", "metadata")
 CARD_INPUT = (1, 3, 224, 224)
+# A config read from a file is counted on the meta device first and refused above this size
+# (override with ``max_parameters=`` or the LUCID_MAX_PARAMETERS environment variable).
+MAX_PARAMETERS = 2_000_000_000
+MAX_BLOCKS = 10_000
 
 
 def _hub() -> Any:
@@ -59,8 +66,6 @@ class PretrainedMixin:
         carries the config in its safetensors metadata (``lucid.config``), so it describes
         itself when copied on its own. A ``README.md`` already in the folder is kept.
         """
-        from ..weights.io import save_file
-
         assert isinstance(self, nn.Module)
         directory = Path(directory)
         data = self.config.to_dict()  # refuses configs that cannot be JSON (custom block classes)
@@ -166,40 +171,78 @@ def model_card(model: nn.Module, metadata: dict[str, Any] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _model_classes() -> dict[str, type]:
-    from .resnet import ResNet
-    from .resnext import ResNeXt
-
-    return {cls.config_class.model_type: cls for cls in (ResNet, ResNeXt)}
-
-
 def _infer_model_type(data: dict[str, Any], classes: dict[str, type]) -> str | None:
     """The model type of a config without one (``PyTorchModelHubMixin`` writes the dataclass fields only):
     the one class whose config has exactly these fields."""
     keys = set(data) - set(FOLDER_KEYS)
-    fitting = [t for t, cls in classes.items() if keys == {f.name for f in dataclasses.fields(cls.config_class)}]
-    return fitting[0] if len(fitting) == 1 else None
+    fitting = {cls.config_class.model_type for cls in classes.values()
+               if keys == {f.name for f in dataclasses.fields(cls.config_class)}}
+    return fitting.pop() if len(fitting) == 1 else None
 
 
 def config_from_dict(config_class: type, data: dict[str, Any]) -> Any:
-    """Build ``config_class`` from a ``config.json`` dict, leaving out the keys that describe the folder."""
-    return config_class.from_dict({k: v for k, v in data.items() if k not in FOLDER_KEYS[1:]})
+    """Build ``config_class`` from a ``config.json`` dict, leaving out the metadata stored beside the config."""
+    return config_class.from_dict({k: v for k, v in data.items() if k != "metadata"})
 
 
-def model_from_config(data: dict[str, Any]) -> nn.Module:
+def _model_classes() -> dict[str, type]:
+    from .resnet import ResNet
+    from .resnext import ResNeXt
+
+    classes = {}
+    for cls in (ResNet, ResNeXt):
+        for name in (cls.config_class.model_type, *cls.config_class.legacy_model_types):
+            classes[name] = cls
+    return classes
+
+
+def _parameter_limit(max_parameters: int | None) -> int:
+    if max_parameters is not None:
+        return max_parameters
+    text = os.environ.get("LUCID_MAX_PARAMETERS", "")
+    if text:
+        try:
+            return int(float(text))
+        except ValueError:
+            raise CheckpointError(f"LUCID_MAX_PARAMETERS={text!r} is not a number of parameters") from None
+    return MAX_PARAMETERS
+
+
+def model_from_config(data: dict[str, Any], source: str = "config", max_parameters: int | None = None) -> nn.Module:
     """Build (freshly initialised) the model a :meth:`~lucid.models.ModelConfig.to_dict` dict describes.
 
-    The dict's ``model_type`` picks the class (inferred from the fields when absent); an
-    unknown one raises ``CheckpointError``.
+    The dict's ``model_type`` picks the class (inferred from the fields when absent, as in
+    folders of ``huggingface_hub.PyTorchModelHubMixin``). A config from a file is not trusted: it is
+    validated, then its model is built on the ``meta`` device and counted, and one over
+    ``max_parameters`` (default :data:`MAX_PARAMETERS`) is refused before any memory is used.
+    Every problem raises :class:`~lucid.errors.CheckpointError` naming ``source``.
     """
-    from ..weights.io import CheckpointError
-
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source}: expected a JSON object of config fields, got {type(data).__name__}")
     classes = _model_classes()
     model_type = data.get("model_type") or _infer_model_type(data, classes)
     if model_type not in classes:
-        raise CheckpointError(f"model_type {model_type!r} is not one of {sorted(classes)}")
+        raise CheckpointError(f"{source}: model_type {model_type!r} is not one of {sorted(classes)}")
     cls = classes[model_type]
-    return cls(config_from_dict(cls.config_class, {**data, "model_type": model_type}))
+    try:
+        config = config_from_dict(cls.config_class, {**data, "model_type": model_type})
+    except LucidError as e:
+        raise CheckpointError(f"{source}: {e}") from None
+    _check_size(cls, config, source, _parameter_limit(max_parameters))
+    return cls(config)
+
+
+def _check_size(cls: type, config: Any, source: str, limit: int) -> None:
+    blocks = sum(config.layers)
+    if blocks > MAX_BLOCKS:
+        raise CheckpointError(f"{source}: layers={list(config.layers)} asks for {blocks:,} blocks, over the limit of {MAX_BLOCKS:,}")
+    with torch.device("meta"):
+        count = sum(p.numel() for p in cls(config).parameters())
+    if count > limit:
+        raise CheckpointError(
+            f"{source}: the config describes a model of {count:,} parameters, over the limit of {limit:,}; "
+            "pass max_parameters=N (or set LUCID_MAX_PARAMETERS=N) if you trust this file"
+        )
 
 
 def _local_folder(path: str | os.PathLike[str], hub_args: dict[str, Any]) -> Path:
@@ -227,15 +270,15 @@ def from_pretrained(
     cache_dir: str | None = None,
     local_files_only: bool = False,
     endpoint: str | None = None,
+    max_parameters: int | None = None,
 ) -> nn.Module:
     """Rebuild a model saved with ``save_pretrained``: same class, same config, same weights.
 
     ``path`` is the folder (or its ``config.json`` / ``model.safetensors``), or a Hugging Face
     Hub repository id such as ``"user/repo"`` (fetched with ``huggingface_hub`` into its cache;
-    ``revision``, ``cache_dir``, ``local_files_only`` and ``endpoint`` are passed on).
+    ``revision``, ``cache_dir``, ``local_files_only`` and ``endpoint`` are passed on). The
+    config is checked before anything is allocated (see :func:`model_from_config`).
     """
-    from ..weights.io import CheckpointError, load_file, load_into
-
     hub_args = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "endpoint": endpoint}
     directory = _local_folder(path, hub_args)
     config_path = directory / CONFIG_NAME
@@ -245,12 +288,8 @@ def from_pretrained(
         data = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{config_path}: expected a JSON object, got {type(data).__name__}")
-    try:
-        model = model_from_config(data)
-    except CheckpointError as e:
-        raise CheckpointError(f"{config_path}: {e}") from None
+    metadata = data.pop("metadata", {}) if isinstance(data, dict) else {}
+    model = model_from_config(data, source=str(config_path), max_parameters=max_parameters)
     load_into(model, load_file(directory / WEIGHTS_NAME, map_location=map_location))
-    model.metadata = data.get("metadata", {})
+    model.metadata = metadata
     return model

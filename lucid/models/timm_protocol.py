@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = ["DEFAULT_PREPROCESSING", "TimmProtocolMixin", "take_indices"]
 
 Indices = int | Sequence[int] | None
@@ -32,8 +34,8 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
     "crop": 224,
     "resize": 256,
     "interpolation": "bilinear",
-    "mean": (0.485, 0.456, 0.406),
-    "std": (0.229, 0.224, 0.225),
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
 }
 
 
@@ -74,6 +76,9 @@ class TimmProtocolMixin:
     The model sets ``config`` (``in_channels``), ``num_features`` and ``feature_info``
     (stem entry first) in its constructor; everything else is derived from them.
     """
+
+    # properties TorchScript must leave alone (a scripted model keeps forward and forward_head)
+    jit_unused_properties = ("pretrained_cfg", "default_cfg", "num_classes")
 
     config: Any
     feature_info: list[dict[str, Any]]
@@ -164,9 +169,15 @@ class TimmProtocolMixin:
             self.config = self.config.replace(num_classes=num_classes)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global pooling and classifier over a feature map; ``pre_logits`` stops before the classifier."""
+        """Global pooling and classifier over a feature map; ``pre_logits`` stops before the classifier.
+
+        The pooled ``(N, C, 1, 1)`` map is flattened to ``(N, C)``; without pooling
+        (``reset_classifier(0, "")``) the map is returned as it is (TorchScript always flattens).
+        """
         x = self.avgpool(x)
-        if not isinstance(self.avgpool, nn.Identity):
+        if torch.jit.is_scripting():
+            x = torch.flatten(x, 1)
+        elif not isinstance(self.avgpool, nn.Identity):
             x = torch.flatten(x, 1)
         return x if pre_logits else self.fc(x)
 

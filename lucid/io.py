@@ -1,4 +1,8 @@
-"""Reading and writing weight files safely: safetensors, or torch pickles loaded with ``weights_only``."""
+"""Reading and writing tensor files safely: safetensors, or torch pickles loaded with ``weights_only``.
+
+Part of lucid's core, so that both the model layer (``save_pretrained``/``from_pretrained``)
+and the weights layer use one implementation.
+"""
 from __future__ import annotations
 
 import os
@@ -8,16 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._atomic import atomic_write
+from ._atomic import atomic_write
+from .errors import CheckpointError
 
 __all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
 _WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.", "backbone.")  # Lightning, DDP, torch.compile, detection
-
-
-class CheckpointError(ValueError):
-    """A weight file or state dict that cannot be used, with the reason spelled out."""
 
 
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -146,6 +147,8 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load ``state_dict`` strictly, raising a readable :class:`CheckpointError` on any mismatch."""
     own = model.state_dict()
     # Old checkpoints predate BatchNorm's ``num_batches_tracked``; torch fills it in when it is absent.
+    # Frozen norms (torchvision's FrozenBatchNorm2d) keep no step count: theirs is dropped.
+    state_dict = {k: v for k, v in state_dict.items() if k in own or not k.endswith(".num_batches_tracked")}
     missing = sorted(k for k in set(own) - set(state_dict) if not k.endswith(".num_batches_tracked"))
     unexpected = sorted(set(state_dict) - set(own))
     shapes = sorted(
