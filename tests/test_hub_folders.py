@@ -11,7 +11,7 @@ from conftest import TINY
 from hub_stub import HubStub
 
 from lucid import weights
-from lucid.models import ResNeXt, ResNeXtConfig, from_pretrained
+from lucid.models import ResNet, ResNetConfig, ResNeXt, ResNeXtConfig, from_pretrained
 from lucid.visual import count_macs
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
@@ -82,10 +82,16 @@ def test_the_mixin_reads_a_lucid_folder(tmp_path: Path) -> None:
 
 def test_transformers_refuses_a_lucid_folder(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
-    _tiny().save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["library_name"] == "lucid"
-    with pytest.raises((ValueError, KeyError)):
+    # a ResNet folder once said model_type "resnet", which transformers built as its own ResNet-50
+    ResNet(ResNetConfig(block="basic", num_classes=5, **TINY)).save_pretrained(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["library_name"] == "lucid" and written["model_type"] == "lucid.resnet"
+    with pytest.raises(ValueError, match="lucid.resnet"):
         transformers.AutoModelForImageClassification.from_pretrained(str(tmp_path))
+    # the refusal is the namespace's doing: the same folder under the old model_type is taken
+    (tmp_path / "config.json").write_text(json.dumps({**written, "model_type": "resnet"}))
+    built = transformers.AutoModelForImageClassification.from_pretrained(str(tmp_path))
+    assert type(built).__name__ == "ResNetForImageClassification"
 
 
 def test_push_to_hub_and_back(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from lucid import models, weights
 from lucid.models import ResNeXt, ResNeXtConfig
 
 timm = pytest.importorskip("timm")
-from timm.data import create_transform, resolve_data_config
-from timm.models._features import FeatureGetterNet, FeatureListNet
-from timm.optim import create_optimizer_v2
+from timm.data import create_transform, resolve_data_config  # noqa: E402
+from timm.models._features import FeatureGetterNet, FeatureListNet  # noqa: E402
+from timm.optim import create_optimizer_v2  # noqa: E402
 
 
 def _tiny(num_classes: int = 5) -> ResNeXt:
@@ -162,3 +162,17 @@ def test_pretrained_cfg_follows_training_metadata_and_channels() -> None:
     assert resolve_data_config(model=models.ResNeXt(ResNeXtConfig(cardinality=4, base_width=32, in_channels=1, **TINY)))["mean"] == (
         pytest.approx(sum((0.485, 0.456, 0.406)) / 3),
     )
+
+
+def test_pre_activation_final_norm() -> None:
+    model = models.ResNet(models.ResNetConfig(block="preact_bottleneck", num_classes=5, **TINY)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        final, (raw,) = model.forward_intermediates(x, indices=1)
+        _, (normed,) = model.forward_intermediates(x, indices=1, norm=True)
+        torch.testing.assert_close(final, model.forward_features(x))
+        torch.testing.assert_close(normed, final)
+        torch.testing.assert_close(model.post_act(raw), final)
+        assert not torch.allclose(raw, final)
+    kept = model.prune_intermediate_layers([2, 4], prune_norm=True)
+    assert kept == [2, 4] and model.post_act is None and isinstance(model.fc, torch.nn.Identity)

@@ -6,9 +6,9 @@ documentation's preset pages, the benchmarks' peer models and the README's prese
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
