@@ -329,13 +329,14 @@ def weights_section(f: PresetFacts) -> str:
     if not f.weights:
         return f"No published weights are registered for `{f.name}`: it starts from random initialisation."
     rows = "\n".join(
-        f"| `{w.tag}` | {'yes' if i == 0 else ''} | {w.dataset} | {w.resize} / {w.crop} | {_pct(w.top1)} | {_pct(w.top5)} |"
+        f"| `{w.tag}` | {'yes' if i == 0 else ''} | {w.dataset} | {w.resize} / {w.crop} {w.interpolation} | {_pct(w.top1)} | {_pct(w.top5)} |"
         for i, w in enumerate(f.weights)
     )
     return f"""`models.{f.name}(pretrained=True)` loads the default, `weights="TAG"` picks one
-(see [Weights](../guides/weights.md)). Accuracies are the published single-crop ones, in percent.
+(see [Weights](../guides/weights.md)). Accuracies are the published single-crop ones, in percent;
+`timm:` tags are timm's weights on the Hugging Face Hub.
 
-| tag | default | dataset | resize / crop | top-1 | top-5 |
+| tag | default | dataset | resize / crop, interpolation | top-1 | top-5 |
 |---|---|---|---|---:|---:|
 {rows}"""
 
