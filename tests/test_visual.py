@@ -17,7 +17,7 @@ RESNEXT50_PARAMS = 25_028_904  # torchvision's resnext50_32x4d
 RESNEXT50_GMACS = 4.23  # torchvision's published figure for resnext50_32x4d at 224x224
 SEED = dict(num_classes=10, in_channels=1, stem_type="deep", stem_width=32)
 
-EDGE = re.compile(r"^\s*(\S+) (-->|-\.->) (\S+);$")
+EDGE = re.compile(r"^\s*(\S+) (-->|-\.->|<-\.-) (\S+);$")
 NODE = re.compile(r'^\s*(\w+)(\["|\(\[")(.*?)("\]|"\]\));$')
 
 
@@ -44,8 +44,8 @@ def parse(diagram: str) -> tuple[dict[str, str], list[tuple[str, str, bool]]]:
     """Node id -> label, and (source, target, dashed) edges."""
     nodes, edges = {}, []
     for line in diagram.splitlines():
-        if m := EDGE.match(line):
-            edges.append((m[1], m[3], m[2] == "-.->"))
+        if m := EDGE.match(line):  # "a <-.- b" is the loop edge b -> a
+            edges.append((m[3], m[1], True) if m[2] == "<-.-" else (m[1], m[3], m[2] == "-.->"))
         elif m := NODE.match(line):
             nodes[m[1]] = m[3]
     return nodes, edges
@@ -201,7 +201,9 @@ def test_seed_model_diagram(seed_model: nn.Module) -> None:
     incoming: dict[str, int] = {}
     for _, dst, _ in edges:
         incoming[dst] = incoming.get(dst, 0) + 1
-    assert all(dashed == (incoming[dst] > 1) for _, dst, dashed in edges)
+    loops = [(src, dst) for src, dst, dashed in edges if dst.endswith("_in")]
+    assert len(loops) == 4 and all(src == dst[:-3] + "_out" for src, dst in loops)  # one per identity group
+    assert all(dashed == (incoming[dst] > 1) for _, dst, dashed in edges if not dst.endswith("_in"))
     relus_after_add = [n for n, label in nodes.items() if label == "ReLU" and incoming.get(n, 0) >= 2]
     assert len(relus_after_add) == 8  # out + shortcut meet before each drawn block's final ReLU (2 per stage)
     assert "output" in reachable(edges, "input")

@@ -80,6 +80,8 @@ class _Diagram:
         self.counter = 0
         self.owner: dict[int, str] = {}  # call index -> id of what stands for it in the picture
         self.edges: set[tuple[str, str]] = set()
+        # collapsed groups (their Output loops back to their Input) -> what feeds their first call
+        self.loops: dict[str, set[str]] = {}
         self.styles: list[tuple[int, str]] = []
         self.lines: list[str] = []
         self._signatures: dict[int, tuple] = {}
@@ -170,7 +172,7 @@ class _Diagram:
             for s in first.out_sources:
                 if s != first.index and first.contains(s):
                     self.edges.add((self._source_id(s), f"{item.id}_out"))
-            self.edges.add((f"{item.id}_out", f"{item.id}_in"))
+            self.loops[item.id] = {self._source_id(s) for s in first.sources if not first.contains(s)}
 
     # ---- text
     def _shape_span(self, calls: list[Call], colour: str | None, keep_same: bool = False, inline: bool = False) -> str:
@@ -235,7 +237,12 @@ class _Diagram:
         incoming: dict[str, int] = {}
         for _, dst in self.edges:
             incoming[dst] = incoming.get(dst, 0) + 1
-        self.lines += sorted(f"  {src} {'-.->' if incoming[dst] > 1 else '-->'} {dst};" for src, dst in self.edges)
+        lines = [f"  {src} {'-.->' if incoming[dst] > 1 else '-->'} {dst};" for src, dst in self.edges]
+        # declared Input -> Output with the arrow head at Input: drawn as a loop, laid out top to bottom;
+        # an invisible link puts the group's Input after what feeds the group
+        lines += [f"  {group}_in <-.- {group}_out;" for group in self.loops]
+        lines += [f"  {src} ~~~ {group}_in;" for group, sources in self.loops.items() for src in sources]
+        self.lines += sorted(lines)
         return "\n".join(self.lines) + "\n"
 
 
