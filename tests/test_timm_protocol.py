@@ -40,7 +40,7 @@ def test_feature_info_matches_timm(twins) -> None:
 
 def test_forward_intermediates_match_timm(twins) -> None:
     ours, theirs = twins
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         for kwargs in ({}, {"indices": 2}, {"indices": [0, -1]}, {"indices": [1, 3], "stop_early": True}):
             final, maps = ours.forward_intermediates(x, **kwargs)
