@@ -33,6 +33,7 @@ __all__ = [
     "default_preprocessing",
     "train_transform",
     "eval_transform",
+    "describe_transform",
 ]
 
 # Mean and standard deviation of all pixels of load_digits scaled to [0, 1] and upsampled to 32x32
@@ -192,6 +193,17 @@ def eval_transform(prep: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(list(prep.mean), list(prep.std)),
     ])
+
+
+def describe_transform(transform: Callable[[torch.Tensor], torch.Tensor] | None) -> list[str]:
+    """Each step of a per-image pipeline as one line of text, so a run can print and save what it applied.
+
+    ``None`` (images used as they are) gives an empty list.
+    """
+    if transform is None:
+        return []
+    steps = getattr(transform, "transforms", [transform])
+    return [" ".join(repr(step).split()) for step in steps]
 
 
 class ImageFileDataset(Dataset):

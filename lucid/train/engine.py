@@ -23,7 +23,7 @@ from torch import nn
 
 from .._atomic import atomic_write, atomic_write_text
 from . import distributed
-from .data import DataError, Preprocessing, collate_skipping
+from .data import DataError, Preprocessing, collate_skipping, describe_transform
 from .step import fast_defaults, train_step
 
 if TYPE_CHECKING:
@@ -469,7 +469,8 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     if use_compile:
         train_net = torch.compile(train_net)
 
-    metadata = {"class_names": classes, "preprocessing": prep.to_dict(), "dataset": described}
+    transforms = {"train": describe_transform(train_set.transform), "eval": describe_transform(val_set.transform)}
+    metadata = {"class_names": classes, "preprocessing": prep.to_dict(), "dataset": described, "transforms": transforms}
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         n_params = sum(p.numel() for p in model.parameters())
@@ -481,6 +482,8 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
             f"batch {cfg.batch_size}{' per process' if info.enabled else ''}; writing {out}",
             flush=True,
         )
+        print(f"train augmentation: {'; '.join(transforms['train']) or 'none'}", flush=True)
+        print(f"eval preprocessing: {'; '.join(transforms['eval']) or 'none'}", flush=True)
 
     # The logits of each training forward pass, for the running accuracy (train_step returns only the loss).
     logits_seen: list[torch.Tensor] = [torch.empty(0)]
