@@ -12,7 +12,7 @@ timm's ``train.py`` is not part of the timm package: give the path of a copy fro
 repository (https://github.com/huggingface/pytorch-image-models/blob/main/train.py).
 
 Usage: ``python benchmarks/train_vs_timm.py --timm-train PATH/train.py [--case resnext32|resnet18-48]
-[--repeats N] [--json OUT]``
+[--repeats N] [--threads N] [--json OUT]``
 """
 from __future__ import annotations
 
@@ -117,10 +117,13 @@ def timm_curve(out: Path) -> list[float]:
         return [round(float(row["eval_top1"]), 2) for row in csv.DictReader(f)]
 
 
-def run_tool(name: str, command: list[str], out: Path, curve, log: Path) -> dict[str, object]:
+def run_tool(name: str, command: list[str], out: Path, curve, log: Path, threads: int | None) -> dict[str, object]:
     """Run one training process to the end; its wall time (process start to exit) and curve."""
     print(f"$ {shlex.join(command)}", flush=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with open(log, "w", encoding="utf-8") as f:
         done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=out.parent, check=False)
@@ -128,8 +131,11 @@ def run_tool(name: str, command: list[str], out: Path, curve, log: Path) -> dict
     if done.returncode != 0:
         raise SystemExit(f"{name} failed (exit {done.returncode}); its output is in {log}:\n{log.read_text()[-3000:]}")
     top1 = curve(out)
-    result = {"tool": name, "wall_s": round(wall, 1), "best_top1": max(top1), "top1_by_epoch": top1, "command": shlex.join(command)}
-    print(f"{name}: {wall:.1f} s, best val top-1 {max(top1):.2f}%, by epoch {', '.join(f'{a:.1f}' for a in top1)}", flush=True)
+    load = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    result = {"tool": name, "wall_s": round(wall, 1), "best_top1": max(top1), "top1_by_epoch": top1, "load_average_before_after": load,
+              "command": shlex.join(command)}
+    print(f"{name}: {wall:.1f} s, best val top-1 {max(top1):.2f}%, by epoch {', '.join(f'{a:.1f}' for a in top1)}; "
+          f"load average {load[0]} before, {load[1]} after", flush=True)
     return result
 
 
@@ -149,6 +155,8 @@ def main() -> int:
     p.add_argument("--case", choices=sorted(CASES), default="resnext32")
     p.add_argument("--repeats", type=int, default=1, help="back-to-back pairs to run (the order alternates)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None,
+                   help="OMP_NUM_THREADS for both tools (default: each tool's own choice, one thread per core)")
     p.add_argument("--work-dir", type=Path, default=None, help="where the folder and runs go (default: a temporary folder)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write every result to this JSON file")
     args = p.parse_args()
@@ -164,16 +172,17 @@ def main() -> int:
     import timm
     import torch
 
-    print(f"# case {args.case}: {case}; torch {torch.__version__}, timm {timm.__version__}, {os.cpu_count()} CPUs", flush=True)
+    print(f"# case {args.case}: {case}; torch {torch.__version__}, timm {timm.__version__}, {os.cpu_count()} CPUs, "
+          f"threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     for repeat in range(args.repeats):
         order = ["lucid", "timm"] if repeat % 2 == 0 else ["timm", "lucid"]
         for tool in order:
             out = work / f"{tool}-{repeat}"
             if tool == "lucid":
-                r = run_tool(tool, lucid_command(case, data, out, args.workers), out, lucid_curve, work / f"{tool}-{repeat}.log")
+                r = run_tool(tool, lucid_command(case, data, out, args.workers), out, lucid_curve, work / f"{tool}-{repeat}.log", args.threads)
             else:
-                r = run_tool(tool, timm_command(case, args.timm_train, data, out, args.workers), out, timm_curve, work / f"{tool}-{repeat}.log")
+                r = run_tool(tool, timm_command(case, args.timm_train, data, out, args.workers), out, timm_curve, work / f"{tool}-{repeat}.log", args.threads)
             results.append({"repeat": repeat, **r})
     print("\n" + format_table(results))
     if args.json:

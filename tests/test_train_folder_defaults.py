@@ -82,3 +82,20 @@ def test_a_run_prints_and_saves_its_augmentation_and_eval_preprocessing(run: tup
     state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert state["metadata"]["transforms"] == expected
     assert Preprocessing.from_dict(state["metadata"]["preprocessing"]) == prep
+
+
+def test_folder_runs_from_scratch_start_residual_blocks_as_identities(folder: Path, run: tuple[Path, str]) -> None:
+    from lucid.models import create_model
+    from lucid.train import engine
+
+    _, _, _, _, overrides, _ = engine._build_datasets(TrainConfig(data=str(folder), image_size=32, **TINY))
+    model = create_model("resnet_18", **overrides).eval()
+    block = model.layer1[1]  # no downsampling shortcut: the block is relu(x + branch(x))
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(block(x), torch.relu(x))
+    assert json.loads((run[0] / "config.json").read_text())["zero_init_residual"] is True
+    # --set wins, and published weights are not given an initialisation they would replace.
+    chosen = TrainConfig(data=str(folder), model="resnet_18", overrides={"zero_init_residual": False})
+    assert engine._build_datasets(chosen)[4]["zero_init_residual"] is False
+    assert "zero_init_residual" not in engine._build_datasets(TrainConfig(data=str(folder), model="resnet_18", pretrained=True))[4]

@@ -37,6 +37,11 @@ _STATE_FORMAT = "lucid-train-state/1"
 
 # The specification's model for the bundled digits (applied unless --set says otherwise).
 DIGITS_MODEL_DEFAULTS = {"in_channels": 1, "stem_type": "deep", "stem_width": 32}
+# Image folders trained from scratch start every residual block as an identity (its last BatchNorm
+# weight at zero, as timm does by default): a deep network then begins near a shallow one and its
+# first epochs are not spent undoing exploding activations (docs: Training, "Image folders").
+# Applied unless --set says otherwise; published weights replace the initialisation anyway.
+FOLDER_MODEL_DEFAULTS = {"zero_init_residual": True}
 
 
 @dataclass
@@ -148,6 +153,8 @@ def _build_datasets(cfg: TrainConfig) -> tuple[Any, Any, list[str], Preprocessin
         train, val, classes, prep = digits_splits(cfg.image_size or 32, val_fraction, cfg.seed, augment=True)
         described = {"name": "digits", "val_fraction": val_fraction, "seed": cfg.seed}
     else:
+        if not cfg.pretrained:
+            overrides = {**FOLDER_MODEL_DEFAULTS, **overrides}
         prep = default_preprocessing(cfg.image_size or 224, int(overrides.get("in_channels", 3)))
         train, val, classes = folder_splits(cfg.data, cfg.val_split, cfg.seed, prep)
         described = {"name": "folder", "path": str(Path(cfg.data).resolve())}
