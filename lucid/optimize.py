@@ -230,15 +230,15 @@ def _fuse_sequence(modules: list[nn.Module]) -> list[nn.Module]:
 
 def _to_fused(module: nn.Module) -> nn.Module:
     """Rewrite a BatchNorm-folded lucid module tree to run on fused convolutions (oneDNN or cuDNN, by input device)."""
-    from .models.resnet import _BasicBlock, _Bottleneck
+    from .models.resnet import BasicBlock, Bottleneck
     from .nn import ConvBNReLU2d
 
     if isinstance(module, ConvBNReLU2d) and isinstance(module.bn, nn.Identity) and _fusable(module.conv):
         return _FusedConv2d(module.conv, relu=True)
     if isinstance(module, nn.Sequential):
         return nn.Sequential(*_fuse_sequence(list(module)))
-    if type(module) in (_BasicBlock, _Bottleneck):
-        names = ("conv1", "conv2") if type(module) is _BasicBlock else ("conv1", "conv2", "conv3")
+    if type(module) in (BasicBlock, Bottleneck):
+        names = ("conv1", "conv2") if type(module) is BasicBlock else ("conv1", "conv2", "conv3")
         last = getattr(module, names[-1])
         if isinstance(last, nn.Sequential) and len(last) == 2 and _fusable(last[0]) and isinstance(last[1], nn.Identity):
             body = nn.Sequential(*[_to_fused(getattr(module, n)) for n in names[:-1]])
