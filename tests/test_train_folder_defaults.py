@@ -99,3 +99,22 @@ def test_folder_runs_from_scratch_start_residual_blocks_as_identities(folder: Pa
     chosen = TrainConfig(data=str(folder), model="resnet_18", overrides={"zero_init_residual": False})
     assert engine._build_datasets(chosen)[4]["zero_init_residual"] is False
     assert "zero_init_residual" not in engine._build_datasets(TrainConfig(data=str(folder), model="resnet_18", pretrained=True))[4]
+
+
+def test_training_crops_are_milder_on_small_images() -> None:
+    import math
+
+    from lucid.train.data import min_crop_scale
+
+    assert min_crop_scale(224) == min_crop_scale(512) == 0.08  # the ImageNet default is kept from 224 px up
+    assert min_crop_scale(16) == 1.0
+    sizes = [16, 24, 32, 48, 64, 112, 160, 224]
+    scales = [min_crop_scale(s) for s in sizes]
+    assert scales == sorted(scales, reverse=True)
+    # The smallest crop of an image stored at the training size keeps more pixels along a side
+    # on a larger image, and at 32 px keeps three quarters of the side (not 9 of 32 px as at 0.08).
+    kept = [math.sqrt(min_crop_scale(s)) * s for s in sizes]
+    assert kept == sorted(kept) and round(kept[sizes.index(32)]) == 24
+    for size in (32, 224):
+        crop = train_transform(default_preprocessing(size, 3)).transforms[0]
+        assert crop.scale == (min_crop_scale(size), 1.0) and crop.size == (size, size)
