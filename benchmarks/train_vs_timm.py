@@ -12,7 +12,7 @@ timm's ``train.py`` is not part of the timm package: give the path of a copy fro
 repository (https://github.com/huggingface/pytorch-image-models/blob/main/train.py).
 
 Usage: ``python benchmarks/train_vs_timm.py --timm-train PATH/train.py [--case resnext32|resnet18-48]
-[--repeats N] [--threads N] [--json OUT]``
+[--repeats N] [--timm-first] [--threads N] [--json OUT]``
 """
 from __future__ import annotations
 
@@ -155,6 +155,7 @@ def main() -> int:
     p.add_argument("--case", choices=sorted(CASES), default="resnext32")
     p.add_argument("--repeats", type=int, default=1, help="back-to-back pairs to run (the order alternates)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--timm-first", action="store_true", help="start with timm (then alternate)")
     p.add_argument("--threads", type=int, default=None,
                    help="OMP_NUM_THREADS for both tools (default: each tool's own choice, one thread per core)")
     p.add_argument("--work-dir", type=Path, default=None, help="where the folder and runs go (default: a temporary folder)")
@@ -176,7 +177,7 @@ def main() -> int:
           f"threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     for repeat in range(args.repeats):
-        order = ["lucid", "timm"] if repeat % 2 == 0 else ["timm", "lucid"]
+        order = ["lucid", "timm"] if (repeat + args.timm_first) % 2 == 0 else ["timm", "lucid"]
         for tool in order:
             out = work / f"{tool}-{repeat}"
             if tool == "lucid":
