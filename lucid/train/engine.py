@@ -23,7 +23,7 @@ from torch import nn
 
 from .._atomic import atomic_write, atomic_write_text
 from . import distributed
-from .data import DataError, Preprocessing, collate_skipping
+from .data import DataError, Preprocessing, collate_skipping, describe_transform
 from .step import fast_defaults, train_step
 
 if TYPE_CHECKING:
@@ -37,6 +37,11 @@ _STATE_FORMAT = "lucid-train-state/1"
 
 # The specification's model for the bundled digits (applied unless --set says otherwise).
 DIGITS_MODEL_DEFAULTS = {"in_channels": 1, "stem_type": "deep", "stem_width": 32}
+# Image folders trained from scratch start every residual block as an identity (its last BatchNorm
+# weight at zero, as timm does by default): a deep network then begins near a shallow one and its
+# first epochs are not spent undoing exploding activations (docs: Training, "Image folders").
+# Applied unless --set says otherwise; published weights replace the initialisation anyway.
+FOLDER_MODEL_DEFAULTS = {"zero_init_residual": True}
 
 
 @dataclass
@@ -148,6 +153,8 @@ def _build_datasets(cfg: TrainConfig) -> tuple[Any, Any, list[str], Preprocessin
         train, val, classes, prep = digits_splits(cfg.image_size or 32, val_fraction, cfg.seed, augment=True)
         described = {"name": "digits", "val_fraction": val_fraction, "seed": cfg.seed}
     else:
+        if not cfg.pretrained:
+            overrides = {**FOLDER_MODEL_DEFAULTS, **overrides}
         prep = default_preprocessing(cfg.image_size or 224, int(overrides.get("in_channels", 3)))
         train, val, classes = folder_splits(cfg.data, cfg.val_split, cfg.seed, prep)
         described = {"name": "folder", "path": str(Path(cfg.data).resolve())}
@@ -469,7 +476,8 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     if use_compile:
         train_net = torch.compile(train_net)
 
-    metadata = {"class_names": classes, "preprocessing": prep.to_dict(), "dataset": described}
+    transforms = {"train": describe_transform(train_set.transform), "eval": describe_transform(val_set.transform)}
+    metadata = {"class_names": classes, "preprocessing": prep.to_dict(), "dataset": described, "transforms": transforms}
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         n_params = sum(p.numel() for p in model.parameters())
@@ -481,6 +489,8 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
             f"batch {cfg.batch_size}{' per process' if info.enabled else ''}; writing {out}",
             flush=True,
         )
+        print(f"train augmentation: {'; '.join(transforms['train']) or 'none'}", flush=True)
+        print(f"eval preprocessing: {'; '.join(transforms['eval']) or 'none'}", flush=True)
 
     # The logits of each training forward pass, for the running accuracy (train_step returns only the loss).
     logits_seen: list[torch.Tensor] = [torch.empty(0)]
