@@ -1,7 +1,8 @@
-"""Side-by-side speed of lucid and its peers (torchvision, timm) on the same weights and input.
+"""Side-by-side speed of lucid and its peers (torchvision, timm, OpenVINO, ONNX Runtime) on the same weights and input.
 
 Used by ``lucid bench`` and the scripts under ``benchmarks/``. Every contender gets the same
-batch and the same weights (lucid's, renamed for the peers by :func:`lucid.weights.convert`),
+batch and the same weights (lucid's, renamed for the peers by :func:`lucid.weights.convert`, or
+lucid's own ONNX export for the deployment runtimes),
 is warmed up first (oneDNN and cuDNN pick and cache kernels on their first calls at a shape),
 and is then timed one call at a time in interleaved rounds, so that load from other processes
 hits every contender alike. Reported: median images/s, peak memory and the ratio to each peer.
@@ -12,9 +13,11 @@ import copy
 import gc
 import os
 import statistics
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -22,6 +25,7 @@ from torch import nn
 
 __all__ = [
     "PEERS", "Contender", "Result", "peer_models", "make_batch", "randomize_batchnorm", "describe", "peer_infer", "lucid_infer", "peer_train",
+    "calibration_set", "onnx_models", "ort_infer", "openvino_infer", "runtime_contenders", "runtimes_installed", "runtime_threads",
     "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "ratio_lines", "machine_summary",
 ]
 
@@ -179,12 +183,131 @@ def peer_infer(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.flo
     return run
 
 
-def lucid_infer(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32, compile: bool = False) -> tuple[str, Callable[[], Any]]:
-    """lucid's way: :func:`lucid.optimize_for_inference`; returns (setup description, runner)."""
+def calibration_set(model: nn.Module, batch: int, size: int, count: int = 4, seed: int = 3) -> list[torch.Tensor]:
+    """``count`` fixed random image batches for int8 calibration in benchmarks (speed only: the weights are random too)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, model.config.in_channels, size, size, generator=g) for _ in range(count)]
+
+
+def lucid_infer(
+    model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32, compile: bool = False,
+    calibration: list[torch.Tensor] | None = None,
+) -> tuple[str, Callable[[], Any]]:
+    """lucid's way: :func:`lucid.optimize_for_inference`; returns (setup description, runner).
+
+    For int8 it calibrates on ``calibration`` (default: :func:`calibration_set` at ``x``'s shape).
+    """
     from .optimize import optimize_for_inference
 
-    fast = optimize_for_inference(model, dtype=dtype, compile=compile)
+    kw: dict[str, Any] = {}
+    if dtype == torch.int8:
+        batches = calibration or calibration_set(model, x.shape[0], x.shape[-1])
+        kw = dict(calibration=batches, calibration_batches=len(batches))
+    fast = optimize_for_inference(model, dtype=dtype, compile=compile, **kw)
     return f"optimize_for_inference({str(dtype).replace('torch.', '')}{', compile' if compile else ''}): {fast.backend}", lambda: fast(x)
+
+
+# ------------------------------------------------------- deployment runtimes on lucid's ONNX export
+
+
+def runtime_threads() -> int:
+    """The thread count every runtime is given: torch's, so each contender uses the same cores."""
+    return torch.get_num_threads()
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over a list of batches."""
+
+    def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
+        self._items = iter([{name: b.numpy()} for b in batches])
+
+    def get_next(self) -> dict | None:
+        return next(self._items, None)
+
+
+def onnx_models(model: nn.Module, x: torch.Tensor, folder: Path, int8: bool, calibration: list[torch.Tensor] | None = None) -> dict[str, Path]:
+    """lucid's own ONNX export of ``model`` (``fp32``) and, with ``int8``, onnxruntime's static QDQ
+    quantization of it (``int8``: int8 weights per channel, uint8 activations, calibrated on
+    ``calibration``, default :func:`calibration_set`), written under ``folder``."""
+    from .export import INPUT_NAME, to_onnx
+
+    paths = {"fp32": to_onnx(model, folder / "model.onnx", input_shape=tuple(x.shape))}
+    if int8:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        batches = calibration or calibration_set(model, x.shape[0], x.shape[-1])
+        paths["int8"] = folder / "model.int8.onnx"
+        quantize_static(
+            str(paths["fp32"]), str(paths["int8"]), _Calibration(INPUT_NAME, batches), quant_format=QuantFormat.QDQ,
+            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    return paths
+
+
+def ort_infer(path: Path, x: torch.Tensor) -> Callable[[], Any]:
+    """ONNX Runtime's CPU session on the file, all graph optimizations, :func:`runtime_threads` threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = runtime_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name, feed = session.get_inputs()[0].name, x.numpy()
+    return lambda: session.run(None, {name: feed})
+
+
+def openvino_infer(path: Path, x: torch.Tensor, precision: str | None) -> Callable[[], Any]:
+    """OpenVINO's CPU plugin on the file, latency mode, :func:`runtime_threads` threads.
+
+    ``precision`` is its ``INFERENCE_PRECISION_HINT`` (``"f32"``, ``"bf16"``), or ``None`` for its
+    default (bf16 where the CPU has it; an int8 QDQ model runs its quantized layers in int8 either way).
+    """
+    import openvino as ov
+
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": runtime_threads(), "NUM_STREAMS": 1}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request, feed = compiled.create_infer_request(), x.numpy()
+    return lambda: request.infer({0: feed})
+
+
+def runtimes_installed() -> list[str]:
+    """Which of the deployment runtimes (``onnxruntime``, ``openvino``) can be imported here."""
+    import importlib.util
+
+    return [name for name in ("onnxruntime", "openvino") if importlib.util.find_spec(name) is not None]
+
+
+def runtime_contenders(
+    model: nn.Module, x: torch.Tensor, dtype: torch.dtype, folder: Path, calibration: list[torch.Tensor] | None = None,
+) -> list[Contender]:
+    """OpenVINO and ONNX Runtime (those installed) at ``dtype``, fed lucid's own ONNX export of ``model``.
+
+    float32: both runtimes, OpenVINO told to keep f32. bfloat16: OpenVINO only (onnxruntime's CPU
+    provider has no bf16 convolutions). int8: both running onnxruntime's QDQ quantization of the export.
+    """
+    installed = runtimes_installed()
+    if not installed or x.device.type != "cpu":
+        return []
+    paths = onnx_models(model, x, folder, int8=dtype == torch.int8, calibration=calibration)
+    batch = x.shape[0]
+    out: list[Contender] = []
+    if dtype == torch.float32:
+        if "onnxruntime" in installed:
+            out.append(Contender("onnxruntime", "float32, lucid's ONNX export", ort_infer(paths["fp32"], x), batch, peer=True))
+        if "openvino" in installed:
+            out.append(Contender("openvino", "f32 hint, lucid's ONNX export", openvino_infer(paths["fp32"], x, "f32"), batch, peer=True))
+    elif dtype == torch.bfloat16 and "openvino" in installed:
+        out.append(Contender("openvino", "bf16 hint, lucid's ONNX export", openvino_infer(paths["fp32"], x, "bf16"), batch, peer=True))
+    elif dtype == torch.int8:
+        if "onnxruntime" in installed:
+            out.append(Contender("onnxruntime", "int8 QDQ (quantize_static)", ort_infer(paths["int8"], x), batch, peer=True))
+        if "openvino" in installed:
+            out.append(Contender("openvino", "int8 QDQ (quantize_static)", openvino_infer(paths["int8"], x, None), batch, peer=True))
+    return out
 
 
 def peer_train(
@@ -245,21 +368,31 @@ def infer_contenders(
     compile: bool = False,
     device: torch.device | str = "cpu",
     peers: bool = True,
+    runtimes: bool = True,
+    folder: Path | None = None,
 ) -> list[Contender]:
-    """Each peer in eager fp32 NCHW (its default) and lucid's ``optimize_for_inference``.
+    """Each peer in eager fp32 NCHW (its default), the deployment runtimes, and lucid's ``optimize_for_inference``.
 
-    When ``dtype``/``compile`` differ from the defaults, every peer is also run with that dtype,
-    channels-last and compile setting, so lucid is compared with the best a peer's user would
-    write by hand as well as with the peer's default.
+    When ``dtype``/``compile`` differ from the defaults, every torch peer is also run with that
+    (float) dtype, channels-last and compile setting, so lucid is compared with the best a peer's
+    user would write by hand as well as with the peer's default. With ``runtimes`` (and ``peers``),
+    OpenVINO and ONNX Runtime run lucid's ONNX export at ``dtype`` (:func:`runtime_contenders`;
+    files under ``folder``, default a temporary folder). int8 models on both sides are calibrated
+    on the same :func:`calibration_set`.
     """
     model = model.to(device).eval()
     x, _ = make_batch(model, batch, size, device)
+    calibration = calibration_set(model, batch, size) if dtype == torch.int8 else None
     out: list[Contender] = []
     for peer, m in (peer_models(name, model) if peers else {}).items():
         out.append(Contender(peer, describe(torch.float32, False, False), peer_infer(m, x), batch, peer=True))
-        if dtype != torch.float32 or compile:
+        if dtype.is_floating_point and (dtype != torch.float32 or compile):
             out.append(Contender(peer, describe(dtype, True, compile), peer_infer(m, x, dtype, True, compile), batch, peer=True))
-    setup, run = lucid_infer(model, x, dtype, compile)
+    if peers and runtimes:
+        if folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="lucid-bench-"))
+        out += runtime_contenders(model, x, dtype, folder, calibration)
+    setup, run = lucid_infer(model, x, dtype, compile, calibration)
     out.append(Contender("lucid", setup, run, batch))
     return out
 

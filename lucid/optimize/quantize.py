@@ -80,6 +80,13 @@ class Int8Net(nn.Module):
         state["_lowered"] = {}
         return state
 
+    def train(self, mode: bool = True) -> Int8Net:
+        # the quantized graph is fixed in eval mode (torchao refuses train()/eval() on exported graphs)
+        if mode:
+            raise RuntimeError("an int8 model is inference-only")
+        self.training = False
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tracing():
             raise RuntimeError(
