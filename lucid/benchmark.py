@@ -16,16 +16,17 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 __all__ = [
     "PEERS", "Contender", "Result", "peer_models", "make_batch", "randomize_batchnorm", "describe", "peer_infer", "lucid_infer", "peer_train",
-    "calibration_set", "onnx_models", "ort_infer", "openvino_infer", "runtime_contenders", "runtimes_installed", "runtime_threads",
+    "calibration_set", "onnx_models", "ort_session", "openvino_model", "runtime_runners", "runtime_contenders", "scaling_rows", "format_scaling", "runtimes_installed", "runtime_threads",
     "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "ratio_lines", "machine_summary",
 ]
 
@@ -245,33 +246,47 @@ def onnx_models(model: nn.Module, x: torch.Tensor, folder: Path, int8: bool, cal
     return paths
 
 
-def ort_infer(path: Path, x: torch.Tensor) -> Callable[[], Any]:
-    """ONNX Runtime's CPU session on the file, all graph optimizations, :func:`runtime_threads` threads."""
+Bind = Callable[[torch.Tensor], Callable[[], Any]]  # input batch -> a runner timing one call on it
+
+
+def ort_session(path: Path) -> Bind:
+    """ONNX Runtime's CPU session on the file (all graph optimizations, :func:`runtime_threads` threads), ready to bind an input."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = runtime_threads()
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no busy-waiting threads after a run: they would steal the cores from the contender timed next
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name, feed = session.get_inputs()[0].name, x.numpy()
-    return lambda: session.run(None, {name: feed})
+    name = session.get_inputs()[0].name
+
+    def bind(x: torch.Tensor) -> Callable[[], Any]:
+        feed = {name: x.numpy()}
+        return lambda: session.run(None, feed)
+
+    return bind
 
 
-def openvino_infer(path: Path, x: torch.Tensor, precision: str | None) -> Callable[[], Any]:
-    """OpenVINO's CPU plugin on the file, latency mode, :func:`runtime_threads` threads.
+def openvino_model(path: Path, precision: str | None) -> Bind:
+    """OpenVINO's CPU plugin on the file (latency mode, one stream, :func:`runtime_threads` threads), ready to bind an input.
 
     ``precision`` is its ``INFERENCE_PRECISION_HINT`` (``"f32"``, ``"bf16"``), or ``None`` for its
     default (bf16 where the CPU has it; an int8 QDQ model runs its quantized layers in int8 either way).
     """
     import openvino as ov
 
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": runtime_threads(), "NUM_STREAMS": 1}
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": runtime_threads(), "NUM_STREAMS": 1}
     if precision is not None:
         config["INFERENCE_PRECISION_HINT"] = precision
     compiled = ov.Core().compile_model(str(path), "CPU", config)
-    request, feed = compiled.create_infer_request(), x.numpy()
-    return lambda: request.infer({0: feed})
+
+    def bind(x: torch.Tensor) -> Callable[[], Any]:
+        request, feed = compiled.create_infer_request(), x.numpy()
+        return lambda: request.infer({0: feed})
+
+    return bind
 
 
 def runtimes_installed() -> list[str]:
@@ -281,33 +296,81 @@ def runtimes_installed() -> list[str]:
     return [name for name in ("onnxruntime", "openvino") if importlib.util.find_spec(name) is not None]
 
 
-def runtime_contenders(
-    model: nn.Module, x: torch.Tensor, dtype: torch.dtype, folder: Path, calibration: list[torch.Tensor] | None = None,
-) -> list[Contender]:
-    """OpenVINO and ONNX Runtime (those installed) at ``dtype``, fed lucid's own ONNX export of ``model``.
+def runtime_runners(paths: dict[str, Path], dtype: torch.dtype) -> list[tuple[str, str, Bind]]:
+    """OpenVINO and ONNX Runtime (those installed) at ``dtype`` on the files of :func:`onnx_models`:
+    ``(runtime, setup, bind)`` triples.
 
     float32: both runtimes, OpenVINO told to keep f32. bfloat16: OpenVINO only (onnxruntime's CPU
     provider has no bf16 convolutions). int8: both running onnxruntime's QDQ quantization of the export.
     """
+    source = "lucid's ONNX export"
+    wanted = {
+        torch.float32: [("onnxruntime", f"float32, {source}", lambda: ort_session(paths["fp32"])),
+                        ("openvino", f"f32 hint, {source}", lambda: openvino_model(paths["fp32"], "f32"))],
+        torch.bfloat16: [("openvino", f"bf16 hint, {source}", lambda: openvino_model(paths["fp32"], "bf16"))],
+        torch.int8: [("onnxruntime", "int8 QDQ of the export (quantize_static)", lambda: ort_session(paths["int8"])),
+                     ("openvino", "int8 QDQ of the export (quantize_static)", lambda: openvino_model(paths["int8"], None))],
+    }.get(dtype, [])
     installed = runtimes_installed()
-    if not installed or x.device.type != "cpu":
+    return [(name, setup, make()) for name, setup, make in wanted if name in installed]
+
+
+def runtime_contenders(
+    model: nn.Module, x: torch.Tensor, dtype: torch.dtype, folder: Path, calibration: list[torch.Tensor] | None = None,
+) -> list[Contender]:
+    """OpenVINO and ONNX Runtime at ``dtype`` on lucid's own ONNX export of ``model``, timing the batch ``x`` (CPU only)."""
+    if x.device.type != "cpu" or not runtimes_installed():
         return []
     paths = onnx_models(model, x, folder, int8=dtype == torch.int8, calibration=calibration)
-    batch = x.shape[0]
-    out: list[Contender] = []
-    if dtype == torch.float32:
-        if "onnxruntime" in installed:
-            out.append(Contender("onnxruntime", "float32, lucid's ONNX export", ort_infer(paths["fp32"], x), batch, peer=True))
-        if "openvino" in installed:
-            out.append(Contender("openvino", "f32 hint, lucid's ONNX export", openvino_infer(paths["fp32"], x, "f32"), batch, peer=True))
-    elif dtype == torch.bfloat16 and "openvino" in installed:
-        out.append(Contender("openvino", "bf16 hint, lucid's ONNX export", openvino_infer(paths["fp32"], x, "bf16"), batch, peer=True))
-    elif dtype == torch.int8:
-        if "onnxruntime" in installed:
-            out.append(Contender("onnxruntime", "int8 QDQ (quantize_static)", ort_infer(paths["int8"], x), batch, peer=True))
-        if "openvino" in installed:
-            out.append(Contender("openvino", "int8 QDQ (quantize_static)", openvino_infer(paths["int8"], x, None), batch, peer=True))
-    return out
+    return [Contender(name, setup, bind(x), x.shape[0], peer=True) for name, setup, bind in runtime_runners(paths, dtype)]
+
+
+def scaling_rows(
+    name: str, model: nn.Module, *, batches: list[int], sizes: list[int], dtypes: list[torch.dtype],
+    warmup: int, rounds: int, folder: Path, log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """How throughput grows with work: lucid and the runtimes at each size x dtype x batch, on CPU.
+
+    Per size, the model is exported (and quantized for int8) once; per size and dtype, lucid's
+    module and the runtimes' compiled models are built once and then timed, interleaved, at each batch.
+    """
+    from .optimize import optimize_for_inference
+
+    model = model.eval()
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        calibration = calibration_set(model, 8, size)
+        paths = onnx_models(model, torch.zeros(1, model.config.in_channels, size, size), folder / f"{size}px",
+                            int8=torch.int8 in dtypes, calibration=calibration) if runtimes_installed() else {}
+        for dtype in dtypes:
+            kw = dict(calibration=calibration, calibration_batches=len(calibration)) if dtype == torch.int8 else {}
+            fast = optimize_for_inference(model, dtype=dtype, **kw)
+            peers = runtime_runners(paths, dtype) if paths else []
+            for batch in batches:
+                x, _ = make_batch(model, batch, size, "cpu")
+                contenders = [Contender(n, setup, bind(x), batch, peer=True) for n, setup, bind in peers]
+                contenders.append(Contender("lucid", fast.backend, lambda x=x, fast=fast: fast(x), batch))
+                results = measure(contenders, warmup=warmup, rounds=rounds, memory=False, log=log)
+                mine = results[-1]
+                row: dict[str, Any] = {"model": name, "size": size, "batch": batch, "dtype": str(dtype).replace("torch.", ""),
+                                       "lucid": mine.images_per_second}
+                for r in results[:-1]:
+                    row[r.name] = r.images_per_second
+                    row[f"lucid / {r.name}"] = r.median / mine.median
+                rows.append(row)
+    return rows
+
+
+def format_scaling(rows: list[dict[str, Any]]) -> str:
+    """The scaling table in Markdown: img/s of lucid and of each runtime, and lucid's speed over each runtime's."""
+    keys = ["model", "size", "batch", "dtype", "lucid"]
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [row.get(k, "") for k in keys]
+        lines.append("| " + " | ".join(f"{c:.2f}" if isinstance(c, float) else str(c) for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def peer_train(
