@@ -13,8 +13,8 @@ class OneDNNConv2d(FusedConv2d):
     """oneDNN's convolution + bias (+ shortcut addition) + ReLU, the kernels inductor uses when freezing a graph.
 
     oneDNN wants the weight in a blocked layout chosen for the exact input shape; handing it a
-    weight in any other layout makes it reorder the weight on every call (measured up to 8x slower
-    in bf16). So the weight is reordered once, at the first call with a given input shape, and
+    weight in any other layout makes it reorder the weight on every call, which can cost more than
+    the convolution itself. So the weight is reordered once, at the first call with a given input shape, and
     kept (as an opaque CPU-only tensor, outside ``state_dict``) until the shape changes.
     """
 
