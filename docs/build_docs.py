@@ -124,31 +124,6 @@ class PresetFacts:
     weights: list[Any]  # lucid.weights.PretrainedWeights, default first
 
 
-def defining_fields(name: str, config: Any) -> dict[str, Any]:
-    """The config fields that preset ``name`` fixes, found by asking the preset itself.
-
-    Each field is passed to the preset together with an unknown keyword: a preset refuses a
-    field it fixes (``TypeError`` "... fixes ...") before it looks at unknown keywords, so no
-    model is built, and the page lists exactly what ``lucid.models`` enforces.
-    """
-    from lucid.models.registry import get_preset
-
-    preset = get_preset(name)
-    fixed = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        try:
-            preset(**{f.name: value, "_docs_probe": None})
-        except TypeError as err:
-            if " fixes " in str(err):
-                fixed[f.name] = value
-            elif "_docs_probe" not in str(err):
-                raise
-        else:
-            raise DocsError(f"{name}() accepted an unknown keyword argument; cannot tell its defining fields")
-    return fixed
-
-
 def preset_facts(name: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> PresetFacts:
     """Build preset ``name`` on the meta device and measure it."""
     import torch
@@ -161,13 +136,13 @@ def preset_facts(name: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> Prese
         model = models.create_model(name)
     published = lucid.weights.list_pretrained(name)
     totals = summary(model, input_shape=input_shape, depth=1)
-    preset = models.registry.get_preset(name)
+    row = models.PRESETS[name]
     return PresetFacts(
         name=name,
-        summary=(preset.__doc__ or "").strip().splitlines()[0],
+        summary=(models.registry.get_preset(name).__doc__ or "").strip().splitlines()[0],
         model_class=type(model).__name__,
         config_class=type(model.config).__name__,
-        defining=defining_fields(name, model.config),
+        defining=dict(row.config),
         config=model.config.to_dict(),
         params=totals.total_params,
         macs=totals.total_macs,
@@ -295,7 +270,8 @@ model that the preset returns.
 
 ## Defining fields
 
-The preset fixes these fields; passing one of them raises a `TypeError`.
+The preset fixes these fields (its row in `lucid.models.PRESETS`); passing one of them raises a
+`TypeError`, except `block_args`, which merges over the preset's own.
 
 | field | value |
 |---|---|
@@ -356,9 +332,11 @@ def weights_section(f: PresetFacts) -> str:
 
 def presets_index(facts: list[PresetFacts]) -> str:
     """The presets overview page: one row per preset, with its measured counts."""
+    import lucid.models as models
+
     rows = "\n".join(
         f"| [`{f.name}`]({f.name}.md) | {f.model_class} | {list(f.config['layers'])} | "
-        f"{f.config['cardinality']} x {f.config['base_width']} | {f.params:,} | {f.macs / 1e9:.2f} |"
+        f"{' x '.join(map(str, models.PRESETS[f.name].groups))} | {f.params:,} | {f.macs / 1e9:.2f} |"
         for f in facts
     )
     return f"""# Presets

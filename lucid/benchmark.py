@@ -24,24 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from .models.presets import PRESETS
+
 __all__ = [
     "PEERS", "Contender", "Result", "peer_models", "make_batch", "randomize_batchnorm", "describe", "peer_infer", "lucid_infer", "peer_train",
     "calibration_set", "onnx_models", "ort_session", "openvino_model", "runtime_runners", "runtime_contenders", "scaling_rows", "format_scaling", "runtimes_installed", "runtime_threads",
     "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "ratio_lines", "machine_summary",
 ]
 
-# lucid preset -> (torchvision builder name, timm model name) of the same architecture
-PEERS: dict[str, tuple[str, str]] = {
-    "resnet_18": ("resnet18", "resnet18"),
-    "resnet_34": ("resnet34", "resnet34"),
-    "resnet_50": ("resnet50", "resnet50"),
-    "resnet_101": ("resnet101", "resnet101"),
-    "resnet_152": ("resnet152", "resnet152"),
-    "wide_resnet_50": ("wide_resnet50_2", "wide_resnet50_2"),
-    "wide_resnet_101": ("wide_resnet101_2", "wide_resnet101_2"),
-    "resnext_50_32x4d": ("resnext50_32x4d", "resnext50_32x4d"),
-    "resnext_101_32x8d": ("resnext101_32x8d", "resnext101_32x8d"),
-    "resnext_101_64x4d": ("resnext101_64x4d", "resnext101_64x4d"),
+# lucid preset -> (torchvision builder name, timm model name) of the same architecture, from the presets table
+PEERS: dict[str, tuple[str | None, str | None]] = {
+    name: (p.torchvision, p.timm) for name, p in PRESETS.items() if p.torchvision or p.timm
 }
 
 
@@ -115,13 +108,15 @@ def peer_models(name: str, model: nn.Module) -> dict[str, nn.Module]:
     try:
         import torchvision
 
-        peers["torchvision"] = getattr(torchvision.models, tv_name)(weights=None, num_classes=num_classes)
+        if tv_name:
+            peers["torchvision"] = getattr(torchvision.models, tv_name)(weights=None, num_classes=num_classes)
     except ImportError:
         pass
     try:
         import timm
 
-        peers["timm"] = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
+        if timm_name:
+            peers["timm"] = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
     except ImportError:
         pass
     for key, peer in list(peers.items()):

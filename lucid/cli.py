@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from .weights.io import CheckpointError
+    from .errors import CheckpointError
 
     try:
         return int(args.func(args) or 0)

@@ -133,7 +133,7 @@ def test_site_has_a_page_per_class_and_preset_and_no_broken_link(site: Path) -> 
                  "guides/performance", "guides/export"]:
         assert (site / f"{page}.html").is_file(), page
     names = models.list_models()
-    assert len(names) == 13
+    assert names and set(names) == set(models.PRESETS)
     index = (site / "presets" / "index.html").read_text(encoding="utf-8")
     for name in names:
         assert (site / "presets" / f"{name}.html").is_file(), name
@@ -194,7 +194,7 @@ def test_resnext_50_32x4d_page_in_chromium(site: Path, tmp_path: Path) -> None:
     assert page.diagrams == page.diagram_svgs == 1
     labels = squash(page.diagram_text)
     # the specification's picture: stages collapsed into "layer1 x 4", shapes on the nodes
-    for label in ["resnext_50_32x4d", "stem", "layer1 x 4", "_Bottleneck", "ConvBNReLU2d", "Conv2d", "MaxPool2d",
+    for label in ["resnext_50_32x4d", "stem", "layer1 x 4", "Bottleneck", "ConvBNReLU2d", "Conv2d", "MaxPool2d",
                   "AdaptiveAvgPool2d", "Linear", "(1,3,224,224) → (1,64,112,112)", "(1,2048) → (1,1000)"]:
         assert label in labels, f"{label!r} not among the diagram's labels: {labels[:1500]}"
     text = squash(page.text)
@@ -224,20 +224,19 @@ def test_resnext_class_page_in_chromium(site: Path, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- page helpers
 
 
-def test_defining_fields_are_exactly_what_the_preset_refuses() -> None:
+def test_defining_fields_shown_are_exactly_what_the_preset_refuses() -> None:
     import torch
 
     import lucid.models as models
 
     with torch.device("meta"):
-        config = models.resnet_50().config
-        fixed = build_docs.defining_fields("resnet_50", config)
-        assert fixed == {"block": "bottleneck", "layers": (3, 4, 6, 3), "cardinality": 1, "base_width": 64}
-        for name, value in fixed.items():
-            with pytest.raises(TypeError, match=name):
-                models.resnet_50(**{name: value})
-        models.resnet_50(stem_width=config.stem_width, avg_down=config.avg_down)  # free fields are accepted
-
+        facts = build_docs.preset_facts("wide_resnet_50")
+        assert facts.defining == {"block": "bottleneck", "layers": (3, 4, 6, 3), "block_args": {"base_width": 128}}
+        for name, value in facts.defining.items():
+            if name != "block_args":
+                with pytest.raises(TypeError, match="factory variants do not allow overriding preset block or layers"):
+                    models.wide_resnet_50(**{name: value})
+        models.wide_resnet_50(stem_width=32, avg_down=True)  # free fields are accepted
 
 def test_config_parameters_refuse_an_undocumented_field() -> None:
     import dataclasses

@@ -40,8 +40,32 @@ def test_parameter_counts_match_references(name: str) -> None:
     assert n_params(model) == REFERENCE_PARAMS[name]
 
 
-def test_every_preset_has_a_reference_count() -> None:
-    assert sorted(models.list_models()) == sorted(REFERENCE_PARAMS)
+def preact_params(layers: tuple[int, ...], classes: int = 1000) -> int:
+    """Parameters of a pre-activation bottleneck ResNet, counted by hand from its definition:
+    7x7 stem conv + BN; per block BN(in) (not in the network's first block), 1x1 in->c, BN, 3x3 c->c,
+    BN, 1x1 c->4c; a 1x1 projection (no BN) in each stage's first block; final BN; classifier."""
+    total, prev = 3 * 64 * 49 + 2 * 64, 64
+    for stage, (depth, c) in enumerate(zip(layers, (64, 128, 256, 512))):
+        for j in range(depth):
+            bn1 = 0 if stage == 0 and j == 0 else 2 * prev
+            total += bn1 + prev * c + 2 * c + 9 * c * c + 2 * c + c * 4 * c + (prev * 4 * c if j == 0 else 0)
+            prev = 4 * c
+    return total + 2 * prev + prev * classes + classes
+
+
+@pytest.mark.parametrize("name, layers", [("resnet_200", (3, 24, 36, 3)), ("resnet_269", (3, 30, 48, 8)), ("resnet_1001", (3, 94, 94, 3))])
+def test_preactivation_presets_match_a_hand_count(name: str, layers: tuple[int, ...]) -> None:
+    with torch.device("meta"):
+        model = models.create_model(name)
+    assert model.config.block == "preact_bottleneck" and model.config.layers == layers
+    assert n_params(model) == preact_params(layers)
+
+
+def test_presets_table_counts_are_the_measured_ones() -> None:
+    assert set(REFERENCE_PARAMS) <= set(models.PRESETS)
+    for name, preset in models.PRESETS.items():
+        expected = REFERENCE_PARAMS.get(name) or preact_params(preset.config["layers"])
+        assert preset.params == expected, name
 
 
 def test_resnext50d_deep_stem_count_matches_timm() -> None:
@@ -188,7 +212,7 @@ def test_initialisation() -> None:
 @pytest.mark.parametrize("block", ["basic", "bottleneck"])
 def test_zero_init_residual(block: str) -> None:
     cfg = dict(block=block, layers=[1, 1, 1, 1], channels=[8, 16, 32, 64])
-    last_bns = lambda m: [b.last_bn() for s in m.stages for b in s]  # noqa: E731
+    last_bns = lambda m: [(b.conv3 if block == "bottleneck" else b.conv2)[1] for s in m.stages for b in s]  # noqa: E731
     zeroed = ResNet(ResNetConfig(**cfg, zero_init_residual=True))
     plain = ResNet(ResNetConfig(**cfg))
     assert all(torch.count_nonzero(bn.weight) == 0 for bn in last_bns(zeroed))
@@ -201,14 +225,17 @@ def test_zero_init_residual(block: str) -> None:
 
 
 def test_block_args_reach_every_block() -> None:
-    model = models.resnext_50_32x4d(block_args={"drop_path": 0.1, "se_reduction": 8}, channels=[16, 32, 64, 128])
+    model = models.resnext_50_32x4d(block_args={"drop_path": 0.1, "se": True, "se_args": {"reduction": 8}}, channels=[16, 32, 64, 128])
     blocks = [b for s in model.stages for b in s]
     assert len(blocks) == 16
     assert all(b.drop_path is not None and b.drop_path.p == 0.1 for b in blocks)
-    assert all(b.se is not None and b.se.fc1.out_channels == b.conv3[0].out_channels // 8 for b in blocks)
+    # squeeze-excite width rounds like timm: to a multiple of 8, at least 8, never 10% below C / r
+    widths = {b.conv3[0].out_channels: b.se.fc1.out_channels for b in blocks}
+    assert widths == {64: 8, 128: 16, 256: 32, 512: 64}
+    assert models.resnet_18(block_args={"se": True}).layer1[0].se.fc1.out_channels == 8  # 64 / 16 = 4, rounded up to 8
     plain = models.resnet_18()
     assert all(b.se is None and b.drop_path is None for s in plain.stages for b in s)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'dropout'"):
+    with pytest.raises(ValueError, match="block_args has unknown key 'dropout' for BasicBlock"):
         models.resnet_18(block_args={"dropout": 0.1})
 
 

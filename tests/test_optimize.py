@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import lucid
-from lucid.models import ResNeXt, ResNeXtConfig, ResNet, ResNetConfig
-from lucid.optimize import OptimizedModel, fold_batchnorm
 from lucid.benchmark import randomize_batchnorm
+from lucid.models import ResNet, ResNetConfig, ResNeXt, ResNeXtConfig
+from lucid.optimize import OptimizedModel, fold_batchnorm
 
 SMALL = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
 
@@ -19,7 +19,7 @@ CONFIGS = {
     "basic": lambda: ResNet(ResNetConfig(block="basic", stem_width=16, **SMALL)),
     "deep_avgdown_se_1ch": lambda: ResNeXt(
         ResNeXtConfig(cardinality=4, base_width=16, in_channels=1, stem_type="deep", stem_width=8, avg_down=True,
-                      block_args={"se_reduction": 4, "drop_path": 0.1}, **SMALL)
+                      block_args={"se": True, "se_args": {"reduction": 4}, "drop_path": 0.1}, **SMALL)
     ),
 }
 

@@ -177,8 +177,8 @@ def test_seed_model_diagram(seed_model: nn.Module) -> None:
     assert nodes["output"].endswith(">(1,10)</span>")
     # containers: the stages collapse into one group, the identity blocks into another
     assert re.search(r'subgraph sg_m\d+\["layer1 x 4"\]', text)
-    assert re.search(r'subgraph sg_m\d+\["_Bottleneck"\]', text)
-    assert re.search(r'subgraph sg_m\d+\["_Bottleneck x 2"\]', text)
+    assert re.search(r'subgraph sg_m\d+\["Bottleneck"\]', text)
+    assert re.search(r'subgraph sg_m\d+\["Bottleneck x 2"\]', text)
     assert text.count("ConvBNReLU2d x 2") == 2 and "(1,64,56,56) → (1,128,56,56)" in text
     assert text.count("subgraph ") == 5 and text.count("\n  end") == 1
     # every leaf of a kind is coloured; every node on an edge is defined
@@ -204,7 +204,7 @@ def test_diagram_options(seed_model: nn.Module) -> None:
     flat = visual.mermaid(seed_model, (1, 1, 64, 64), collapse_repeats=False, show_shapes=False, direction="TB")
     assert flat.splitlines()[1] == "flowchart TB"
     assert " x " not in flat and "→" not in flat
-    assert len(re.findall(r'subgraph sg_m\d+\["_Bottleneck"\]', flat)) == 16
+    assert len(re.findall(r'subgraph sg_m\d+\["Bottleneck"\]', flat)) == 16
     assert len(re.findall(r'subgraph sg_m\d+\["layer\d"\]', flat)) == 4
     top = visual.mermaid(seed_model, (1, 1, 64, 64), depth=0)
     nodes, edges = parse(top)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import lucid.models as models
-from lucid.models.resnet import _BasicBlock
+from lucid.models import BasicBlock
 from lucid.benchmark import randomize_batchnorm
 from lucid.weights import CheckpointError, load_file, load_into, save_file
 
@@ -26,7 +26,7 @@ def _realistic(model: nn.Module) -> nn.Module:
 def _tiny_resnext() -> models.ResNeXt:
     return _realistic(models.ResNeXt(models.ResNeXtConfig(
         layers=[1, 2, 1, 1], cardinality=4, base_width=32, channels=(8, 8, 16, 16), num_classes=5, in_channels=2,
-        stem_type="deep", stem_width=8, avg_down=True, block_args={"se_reduction": 4, "drop_path": 0.1})))
+        stem_type="deep", stem_width=8, avg_down=True, block_args={"se": True, "se_args": {"reduction": 4}, "drop_path": 0.1})))
 
 
 def _tiny_resnet() -> models.ResNet:
@@ -62,7 +62,7 @@ def test_from_pretrained_lists_a_config_weights_mismatch(tmp_path: Path) -> None
 
 
 def test_custom_block_class_is_refused_by_save_pretrained(tmp_path: Path) -> None:
-    class MyBlock(_BasicBlock):
+    class MyBlock(BasicBlock):
         pass
 
     model = models.ResNet(models.ResNetConfig(block=MyBlock, layers=[1, 1, 1, 1], channels=(8, 8, 8, 8)))

@@ -1,33 +1,26 @@
-"""lucid's architectures: configs, model classes, presets and the registry."""
+"""lucid's architectures: configs, model classes, blocks, presets and the registry.
+
+Every preset function (``resnet_18`` ... ``resnext_101_64x4d``) is generated from its row in
+:data:`lucid.models.presets.PRESETS`.
+"""
 from __future__ import annotations
 
 from .config import ModelConfig
 from .hub import from_pretrained
+from .presets import ENTRY_POINTS, PRESETS, Preset
 from .registry import create_model, list_models, register_model
-from .resnet import (
-    ResNet,
-    ResNetConfig,
-    resnet_18,
-    resnet_34,
-    resnet_50,
-    resnet_101,
-    resnet_152,
-    wide_resnet_50,
-    wide_resnet_101,
-)
-from .resnext import (
-    ResNeXt,
-    ResNeXtConfig,
-    resnext_50_32x4d,
-    resnext_101_32x4d,
-    resnext_101_32x8d,
-    resnext_101_32x16d,
-    resnext_101_32x32d,
-    resnext_101_64x4d,
-)
+from .resnet import BasicBlock, Bottleneck, PreActBottleneck, ResNet, ResNetConfig
+from .resnext import ResNeXt, ResNeXtConfig
+
+globals().update(ENTRY_POINTS)
 
 __all__ = [
+    "BasicBlock",
+    "Bottleneck",
     "ModelConfig",
+    "PRESETS",
+    "PreActBottleneck",
+    "Preset",
     "ResNet",
     "ResNetConfig",
     "ResNeXt",
@@ -36,17 +29,5 @@ __all__ = [
     "from_pretrained",
     "list_models",
     "register_model",
-    "resnet_18",
-    "resnet_34",
-    "resnet_50",
-    "resnet_101",
-    "resnet_152",
-    "wide_resnet_50",
-    "wide_resnet_101",
-    "resnext_50_32x4d",
-    "resnext_101_32x4d",
-    "resnext_101_32x8d",
-    "resnext_101_32x16d",
-    "resnext_101_32x32d",
-    "resnext_101_64x4d",
+    *ENTRY_POINTS,
 ]

@@ -1,68 +1,98 @@
-"""Shared machinery of lucid's model configs: validation helpers and JSON round-trips."""
+"""Shared machinery of lucid's model configs: validation helpers and JSON round-trips.
+
+Validation messages start with the phrase the original lucid used (so code that matches on
+them keeps working), then say what was received and what would be accepted.
+"""
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from .._atomic import atomic_write_text
+from ..errors import ConfigError, ConfigTypeError
 
 C = TypeVar("C", bound="ModelConfig")
 
+LIBRARY_NAME = "lucid"
 
-def _describe(value: Any) -> str:
+
+def describe(value: Any) -> str:
+    """``repr`` of a value with its type, for error messages."""
     return f"{value!r} ({type(value).__name__})"
 
 
-def check_positive_int(name: str, value: Any) -> None:
-    """Raise if ``value`` is not a positive ``int`` (``bool`` is refused too)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {_describe(value)}")
+def is_int(value: Any) -> bool:
+    """True for Python and numpy integers, False for ``bool``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an ``int`` after checking it is a positive integer."""
+    if not is_int(value):
+        raise ConfigTypeError(f"{name} must be greater than 0 (a positive int); got {describe(value)}", name)
     if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ConfigError(f"{name} must be greater than 0; got {value!r}", name)
+    return int(value)
 
 
-def check_four_positive_ints(name: str, value: Any) -> tuple[int, ...]:
-    """Return ``value`` as a tuple after checking it holds exactly four positive ints."""
+def check_stage_values(name: str, value: Any, what: str) -> tuple[int, ...]:
+    """``value`` as a tuple of four positive ints (one per stage); ``what`` is "depths" or "widths"."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of 4 positive ints (one per stage), got {_describe(value)}")
+        raise ConfigTypeError(
+            f"{name} must contain exactly 4 stage {what}; got {describe(value)}, expected a list of 4 positive ints", name
+        )
     items = tuple(value)
     if len(items) != 4:
-        raise ValueError(f"{name} must have exactly 4 entries (one per stage), got {len(items)}: {list(items)!r}")
-    for i, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
-            raise ValueError(f"{name}[{i}] must be a positive int, got {_describe(item)} in {list(items)!r}")
-    return items
+        raise ConfigError(f"{name} must contain exactly 4 stage {what}; got {len(items)}: {list(items)!r}", name)
+    bad = [i for i, item in enumerate(items) if not is_int(item) or item <= 0]
+    if bad:
+        raise ConfigError(
+            f"{name} values must be positive integers; got {name}[{bad[0]}]={items[bad[0]]!r} in {list(items)!r}", name
+        )
+    return tuple(int(i) for i in items)
 
 
-def check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        options = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+def check_unit_interval(name: str, value: Any) -> float:
+    """``value`` as a float after checking it is a finite number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigTypeError(f"{name} must be a number in [0, 1); got {describe(value)}", name)
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise ConfigError(f"{name} must be a finite number in [0, 1); got {value!r}", name)
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise unless ``value`` is a ``bool``."""
+    if not isinstance(value, bool):
+        raise ConfigTypeError(f"{name} must be True or False; got {describe(value)}", name)
 
 
 class ModelConfig:
     """Mixin for config dataclasses: validation hook plus dict/JSON round-trips.
 
-    Subclasses are dataclasses that set ``model_type`` (the registry key of the
-    model class they configure) and implement ``validate()``.
+    Subclasses are dataclasses that set ``model_type`` (``"lucid.<family>"``, the key of the
+    model class they configure in a ``config.json``) and implement ``validate()``.
+    ``legacy_model_types`` lists older spellings still read from saved folders.
     """
 
     model_type: ClassVar[str]
+    legacy_model_types: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:  # pragma: no cover - every subclass overrides
-        """Check every field, raising ``TypeError``/``ValueError`` that name the field; called on creation."""
+        """Check (and normalise) every field, raising :class:`~lucid.errors.ConfigError` naming it."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: tuples become lists, and ``model_type`` is added."""
-        data: dict[str, Any] = {"model_type": self.model_type}
+        """A JSON-ready dict: tuples become lists; ``model_type`` and ``library_name`` are added."""
+        data: dict[str, Any] = {"model_type": self.model_type, "library_name": LIBRARY_NAME}
         for field in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, field.name)
             data[field.name] = list(value) if isinstance(value, tuple) else value
@@ -71,15 +101,26 @@ class ModelConfig:
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         """Build a config from :meth:`to_dict` output; unknown keys are refused by name."""
-        data = dict(data)
+        data = cls.migrate(dict(data))
         model_type = data.pop("model_type", cls.model_type)
-        if model_type != cls.model_type:
-            raise ValueError(f"model_type {model_type!r} does not match {cls.__name__} (expects {cls.model_type!r})")
+        data.pop("library_name", None)
+        if model_type not in (cls.model_type, *cls.legacy_model_types):
+            raise ConfigError(f"model_type {model_type!r} does not match {cls.__name__} (expects {cls.model_type!r})", "model_type")
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - names)
         if unknown:
-            raise TypeError(f"{cls.__name__} has no field(s) {unknown}; known fields: {sorted(names)}")
+            raise ConfigTypeError(f"{cls.__name__} has no field(s) {unknown}; known fields: {sorted(names)}", unknown[0])
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING  # type: ignore[arg-type]
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ConfigTypeError(f"{cls.__name__} needs the field(s) {missing}; got {sorted(data)}", missing[0])
         return cls(**data)
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Rewrite a dict saved by an older lucid into today's fields (subclasses override)."""
+        return data
 
     def to_json(self) -> str:
         """The :meth:`to_dict` form as indented JSON text."""

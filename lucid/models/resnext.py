@@ -1,4 +1,9 @@
-"""ResNeXt (Xie et al., 2017): ResNet with grouped bottlenecks, scaled by cardinality and base width."""
+"""ResNeXt (Xie et al., 2017): ResNet with grouped bottlenecks, scaled by cardinality and base width.
+
+A :class:`ResNeXtConfig` is a convenient spelling of one :class:`~lucid.models.ResNetConfig`
+(``block="bottleneck"`` with ``cardinality`` and ``base_width`` in ``block_args``), and a
+:class:`ResNeXt` is built from that equivalent config, so both share one construction path.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,20 +11,12 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from .resnet import ResNet, _Bottleneck, _check_bottleneck_width, _validate_common
-from .config import ModelConfig
-from .registry import build_preset, register_model
+from ..errors import ConfigError
+from ..nn.blocks import NormLayer
+from .config import ModelConfig, check_positive_int
+from .resnet import Bottleneck, ResNet, ResNetConfig, migrate_block_args, validate_shared_fields
 
-__all__ = [
-    "ResNeXtConfig",
-    "ResNeXt",
-    "resnext_50_32x4d",
-    "resnext_101_32x4d",
-    "resnext_101_32x8d",
-    "resnext_101_32x16d",
-    "resnext_101_32x32d",
-    "resnext_101_64x4d",
-]
+__all__ = ["ResNeXtConfig", "ResNeXt"]
 
 
 @dataclass
@@ -36,11 +33,14 @@ class ResNeXtConfig(ModelConfig):
         stem_type: ``None`` (7x7 conv) or ``"deep"`` (three 3x3 convs, ending at ``2 * stem_width``).
         avg_down: ResNet-D shortcuts (average pool, then a stride-1 1x1 conv).
         channels: base width of each stage (block outputs are 4 times this).
-        block_args: extra keyword arguments for every bottleneck (``drop_path``, ``se_reduction``).
-        zero_init_residual: start every block's last BatchNorm at zero so blocks begin as identities.
+        block_args: further keyword arguments for every bottleneck (``dilation``, ``se``,
+            ``se_args``, ``drop_path``); ``cardinality`` and ``base_width`` are fields here.
+        zero_init_residual: start every block's last norm at zero so blocks begin as identities.
+        norm_layer: builds every norm of the model; ``None`` is ``nn.BatchNorm2d``.
     """
 
-    model_type: ClassVar[str] = "resnext"
+    model_type: ClassVar[str] = "lucid.resnext"
+    legacy_model_types: ClassVar[tuple[str, ...]] = ("resnext",)
 
     layers: tuple[int, ...]
     cardinality: int
@@ -53,15 +53,50 @@ class ResNeXtConfig(ModelConfig):
     channels: tuple[int, ...] = (64, 128, 256, 512)
     block_args: dict[str, Any] = field(default_factory=dict)
     zero_init_residual: bool = False
+    norm_layer: str | NormLayer | None = None
 
     def validate(self) -> None:
-        _validate_common(self)
-        _check_bottleneck_width(self)
+        self.cardinality = check_positive_int("cardinality", self.cardinality)
+        self.base_width = check_positive_int("base_width", self.base_width)
+        validate_shared_fields(self)
+        repeated = sorted({"cardinality", "base_width"} & set(self.block_args))
+        if repeated:
+            raise ConfigError(
+                f"block_args must not repeat {' or '.join(repeated)}: set {'it' if len(repeated) == 1 else 'them'} "
+                f"as ResNeXtConfig field(s); got block_args={self.block_args!r}",
+                "block_args",
+            )
+        checked = self.resnet_config().block_args  # checked and normalised there
+        self.block_args = {k: v for k, v in checked.items() if k not in ("cardinality", "base_width")}
+
+    def resnet_config(self) -> ResNetConfig:
+        """The equivalent :class:`~lucid.models.ResNetConfig`, from which the model is built."""
+        return ResNetConfig(
+            block="bottleneck",
+            layers=self.layers,
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            stem_width=self.stem_width,
+            stem_type=self.stem_type,
+            avg_down=self.avg_down,
+            channels=self.channels,
+            block_args={"cardinality": self.cardinality, "base_width": self.base_width, **self.block_args},
+            zero_init_residual=self.zero_init_residual,
+            norm_layer=self.norm_layer,
+        )
 
     @property
     def block_class(self) -> type[nn.Module]:
         """ResNeXt always uses the (grouped) bottleneck block."""
-        return _Bottleneck
+        return Bottleneck
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "norm_layer": self.resnet_config().to_dict()["norm_layer"]}
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Folders saved with the older ``se_reduction`` block argument."""
+        return migrate_block_args(data)
 
 
 class ResNeXt(ResNet):
@@ -69,6 +104,7 @@ class ResNeXt(ResNet):
 
     Same layout as :class:`ResNet` (``stem``, ``maxpool``, ``layer1``..``layer4``,
     ``avgpool``, ``fc``); every 3x3 bottleneck convolution has ``cardinality`` groups.
+    ``config`` is the object passed; ``cardinality`` and ``base_width`` are copied from it.
 
     Example:
         >>> import lucid
@@ -86,43 +122,3 @@ class ResNeXt(ResNet):
         super().__init__(config)  # type: ignore[arg-type]
         self.cardinality = config.cardinality
         self.base_width = config.base_width
-
-
-def _resnext(name: str, layers: list[int], cardinality: int, base_width: int, num_classes: int, kwargs: dict[str, Any]) -> ResNeXt:
-    return build_preset(name, ResNeXt, dict(layers=layers, cardinality=cardinality, base_width=base_width), num_classes, kwargs)
-
-
-@register_model
-def resnext_50_32x4d(num_classes: int = 1000, **kwargs: Any) -> ResNeXt:
-    """ResNeXt-50 32x4d: stages [3, 4, 6, 3], 32 groups of width 4; 25,028,904 parameters."""
-    return _resnext("resnext_50_32x4d", [3, 4, 6, 3], 32, 4, num_classes, kwargs)
-
-
-@register_model
-def resnext_101_32x4d(num_classes: int = 1000, **kwargs: Any) -> ResNeXt:
-    """ResNeXt-101 32x4d: stages [3, 4, 23, 3], 32 groups of width 4; 44,177,704 parameters."""
-    return _resnext("resnext_101_32x4d", [3, 4, 23, 3], 32, 4, num_classes, kwargs)
-
-
-@register_model
-def resnext_101_32x8d(num_classes: int = 1000, **kwargs: Any) -> ResNeXt:
-    """ResNeXt-101 32x8d: stages [3, 4, 23, 3], 32 groups of width 8; 88,791,336 parameters."""
-    return _resnext("resnext_101_32x8d", [3, 4, 23, 3], 32, 8, num_classes, kwargs)
-
-
-@register_model
-def resnext_101_32x16d(num_classes: int = 1000, **kwargs: Any) -> ResNeXt:
-    """ResNeXt-101 32x16d: stages [3, 4, 23, 3], 32 groups of width 16; 194,026,792 parameters."""
-    return _resnext("resnext_101_32x16d", [3, 4, 23, 3], 32, 16, num_classes, kwargs)
-
-
-@register_model
-def resnext_101_32x32d(num_classes: int = 1000, **kwargs: Any) -> ResNeXt:
-    """ResNeXt-101 32x32d: stages [3, 4, 23, 3], 32 groups of width 32; 468,530,472 parameters."""
-    return _resnext("resnext_101_32x32d", [3, 4, 23, 3], 32, 32, num_classes, kwargs)
-
-
-@register_model
-def resnext_101_64x4d(num_classes: int = 1000, **kwargs: Any) -> ResNeXt:
-    """ResNeXt-101 64x4d: stages [3, 4, 23, 3], 64 groups of width 4; 83,455,272 parameters."""
-    return _resnext("resnext_101_64x4d", [3, 4, 23, 3], 64, 4, num_classes, kwargs)

@@ -1,17 +1,30 @@
 """Building blocks shared by lucid's architectures."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-__all__ = ["ConvBNReLU2d", "DropPath", "SqueezeExcite"]
+__all__ = ["ConvBNReLU2d", "DropPath", "SqueezeExcite", "make_divisible"]
+
+NormLayer = Callable[[int], nn.Module]
+
+
+def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), never
+    more than 10% below ``value``: the rounding timm uses for squeeze-excite widths."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded
 
 
 class ConvBNReLU2d(nn.Module):
     """Conv2d -> BatchNorm2d -> ReLU, kept as three named submodules.
 
     The submodules are ``conv``, ``bn`` and ``relu`` so that checkpoints and
-    BatchNorm folding can address each part by name.
+    BatchNorm folding can address each part by name. ``norm_layer`` (default
+    ``nn.BatchNorm2d``) builds ``bn`` from the channel count, e.g. torchvision's
+    ``FrozenBatchNorm2d`` for detection fine-tuning.
     """
 
     def __init__(
@@ -24,6 +37,7 @@ class ConvBNReLU2d(nn.Module):
         dilation: int = 1,
         groups: int = 1,
         conv_bias: bool = False,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
@@ -36,7 +50,7 @@ class ConvBNReLU2d(nn.Module):
             groups=groups,
             bias=conv_bias,
         )
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = (norm_layer or nn.BatchNorm2d)(out_channels)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,13 +84,14 @@ class DropPath(nn.Module):
 class SqueezeExcite(nn.Module):
     """Squeeze-and-Excitation channel gate (Hu et al., 2018).
 
-    Global average pool -> 1x1 conv down by ``reduction`` -> ReLU -> 1x1 conv up -> sigmoid,
-    and the input is scaled channel-wise by the result.
+    Global average pool -> 1x1 conv down to ``make_divisible(channels / reduction, divisor)``
+    channels -> ReLU -> 1x1 conv up -> sigmoid, and the input is scaled channel-wise by the
+    result. The default rounding (``divisor=8``) is timm's, so its SE checkpoints fit.
     """
 
-    def __init__(self, channels: int, reduction: int = 16) -> None:
+    def __init__(self, channels: int, reduction: int = 16, divisor: int = 8) -> None:
         super().__init__()
-        hidden = max(1, channels // reduction)
+        hidden = make_divisible(channels / reduction, divisor)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1)

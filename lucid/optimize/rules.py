@@ -162,13 +162,14 @@ def residual_rule(names: tuple[str, ...]) -> Rule:
 
 
 def _register_lucid_rules() -> None:
-    from ..models.resnet import BLOCKS
+    from ..models import BasicBlock, Bottleneck
     from ..nn import ConvBNReLU2d
 
     register_rewrite(ConvBNReLU2d)(_conv_bn_relu_rule)
     register_rewrite(nn.Sequential)(_sequential_rule)
-    register_rewrite(BLOCKS["basic"])(residual_rule(("conv1", "conv2")))
-    register_rewrite(BLOCKS["bottleneck"])(residual_rule(("conv1", "conv2", "conv3")))
+    register_rewrite(BasicBlock)(residual_rule(("conv1", "conv2")))
+    register_rewrite(Bottleneck)(residual_rule(("conv1", "conv2", "conv3")))
+    # PreActBottleneck (norm and ReLU before each convolution) has no fusion-friendly form: no rule
 
 
 _register_lucid_rules()

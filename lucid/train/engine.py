@@ -235,7 +235,7 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a ``last.pt`` training state (``path`` is the file or its run folder) with ``weights_only=True``."""
-    from ..weights.io import CheckpointError
+    from ..errors import CheckpointError
 
     path = Path(path)
     file = path / STATE_NAME if path.is_dir() else path
@@ -366,7 +366,7 @@ class _Progress:
 # ----------------------------------------------------------------------------- the run
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
@@ -444,7 +444,7 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
         cfg.out = distributed.broadcast_object(str(fresh_out_dir(cfg.model)) if info.is_main else None, info)
     out = Path(cfg.out)
     if state is not None:
-        from ..weights.io import load_into
+        from ..io import load_into
 
         load_into(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -456,7 +456,7 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
         if len(rng) == info.world_size:
             _set_rng_state(rng[info.rank])
         elif info.is_main:
-            _warn(f"the state was saved by {len(rng)} processes and is resumed by {info.world_size}: data order and augmentation will differ")
+            warn(f"the state was saved by {len(rng)} processes and is resumed by {info.world_size}: data order and augmentation will differ")
         records = _read_metrics(out, start_epoch) if info.is_main else []
     elif distributed.broadcast_object(info.is_main and (out / STATE_NAME).exists(), info):
         raise ValueError(f"--out {out} already holds a training run; continue it with --resume {out} or choose another --out")
@@ -491,7 +491,7 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
         for p in paths:
             if p not in warned:
                 warned.add(p)
-                _warn(f"skipping unreadable image {p}")
+                warn(f"skipping unreadable image {p}")
 
     def save_state(epoch: int) -> None:
         rng_all = distributed.gather_objects(_rng_state(), info)
@@ -612,6 +612,6 @@ def _fit(cfg: TrainConfig, device: torch.device, info: distributed.DistInfo, sta
     }
     if info.is_main:
         if skipped_total:
-            _warn(f"{skipped_total} unreadable image(s) were skipped")
+            warn(f"{skipped_total} unreadable image(s) were skipped")
         print(f"lucid train: best val_acc1 {best_acc1:.4f} at epoch {best_epoch}; {wall:.1f}s; model saved in {out}", flush=True)
     return summary

@@ -39,7 +39,8 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     """
     from ..models import create_model, from_pretrained
     from ..models.hub import CONFIG_NAME, model_from_config
-    from ..weights.io import CheckpointError, load_file, load_into
+    from ..errors import CheckpointError
+    from ..io import load_file, load_into
     from .engine import STATE_NAME, load_state
 
     path = Path(path)
@@ -56,7 +57,7 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
             state = load_state(path)
         except CheckpointError as e:
             raise CheckpointError(f"{e}; a bare weight file also needs --model NAME") from None
-        model = model_from_config(state["model_config"])
+        model = model_from_config(state["model_config"], source=str(path))
         load_into(model, state["model"])
         metadata = dict(state.get("metadata") or {})
     elif path.is_file():
@@ -122,11 +123,11 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
 
 
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool) -> dict[str, Any]:
-    from .engine import _warn, evaluate
+    from .engine import warn, evaluate
 
     def warn(paths: list[str]) -> None:
         for p in paths:
-            _warn(f"skipping unreadable image {p}")
+            warn(f"skipping unreadable image {p}")
 
     model = trained.model.to(device)
     if channels_last:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .conversion import LAYOUTS, convert, detect_layout
-from .io import CheckpointError, load_file, load_into, save_file
+from ..errors import CheckpointError
+from ..io import load_file, load_into, save_file
 from .pretrained import (
     PretrainedWeights,
     cache_dir,

@@ -21,7 +21,7 @@ from typing import Mapping
 
 import torch
 
-from .io import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = ["convert", "detect_layout", "LAYOUTS"]
 
@@ -115,7 +115,7 @@ def _from_lucid(state_dict: Mapping[str, torch.Tensor], to: str) -> dict[str, to
         features = {
             "a deep stem (stem_type='deep')": "stem.3.weight" in state_dict,
             "ResNet-D shortcuts (avg_down=True)": any(".downsample.2." in k for k in state_dict),
-            "squeeze-excite (se_reduction)": any(".se." in k for k in state_dict),
+            "squeeze-excite (block_args se=True)": any(".se." in k for k in state_dict),
         }
         found = [name for name, present in features.items() if present]
         if found:

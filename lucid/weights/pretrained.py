@@ -18,8 +18,12 @@ from urllib.parse import unquote, urlparse
 import torch
 from torch import nn
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported for older imports)
+from ..errors import CheckpointError
+from ..io import load_file, load_into
+from ..models.presets import PRESETS, PretrainedWeights
+from ..models.registry import get_preset, set_weights_loader
 from .conversion import convert
-from .io import CheckpointError, load_file, load_into
 
 __all__ = [
     "PretrainedWeights",
@@ -31,55 +35,6 @@ __all__ = [
     "load_pretrained",
     "register_pretrained",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class PretrainedWeights:
-    """One published set of weights for one preset.
-
-    ``sha256`` is the prefix of the file's SHA-256 digest, as published in its file name.
-    ``resize``/``crop``/``mean``/``std``/``interpolation`` are the evaluation preprocessing
-    the published ``top1``/``top5`` (percent, single crop) were measured with.
-    """
-
-    preset: str
-    tag: str
-    url: str
-    sha256: str
-    layout: str = "torchvision"
-    num_classes: int = 1000
-    dataset: str = "ImageNet-1K"
-    resize: int = 256
-    crop: int = 224
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    top1: float | None = None
-    top5: float | None = None
-    recipe: str = ""
-
-    @property
-    def filename(self) -> str:
-        """Name of the file in the cache folder (the last part of the URL)."""
-        return Path(unquote(urlparse(self.url).path)).name
-
-    def transforms(self) -> Any:
-        """The evaluation preprocessing as a torchvision transform (PIL image or uint8 tensor in, normalised float tensor out)."""
-        from torchvision.transforms import InterpolationMode, v2
-
-        return v2.Compose(
-            [
-                v2.Resize(self.resize, interpolation=InterpolationMode(self.interpolation), antialias=True),
-                v2.CenterCrop(self.crop),
-                v2.ToImage(),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(list(self.mean), list(self.std)),
-            ]
-        )
-
 
 _REGISTRY: dict[str, dict[str, PretrainedWeights]] = {}
 _DEFAULT_TAG: dict[str, str] = {}
@@ -101,51 +56,13 @@ def register_pretrained(weights: PretrainedWeights, default: bool = False) -> Pr
     return weights
 
 
-def _torchvision(preset: str, tag: str, file: str, resize: int, top1: float, top5: float, recipe: str) -> None:
-    """Register one of torchvision's files; its name ends in ``-<sha256 prefix>.pth``."""
-    sha = file.rsplit("-", 1)[1].split(".")[0]
-    register_pretrained(
-        PretrainedWeights(
-            preset=preset, tag=tag, url=f"https://download.pytorch.org/models/{file}", sha256=sha,
-            resize=resize, top1=top1, top5=top5, recipe=recipe,
-        ),
-        default=True,  # rows are listed oldest first; torchvision's default is the newest recipe
-    )
-
-
-_V1 = "https://github.com/pytorch/vision/tree/main/references/classification#resnet"
-_V1X = "https://github.com/pytorch/vision/tree/main/references/classification#resnext"
-_V1W = "https://github.com/pytorch/vision/pull/912#issue-445437439"
-_V2 = "https://github.com/pytorch/vision/issues/3995#new-recipe"
-_V2F = "https://github.com/pytorch/vision/issues/3995#new-recipe-with-fixres"
-# preset, tag, file, resize (crop 224, bilinear, ImageNet mean/std), top-1, top-5, recipe
-for _row in (
-    ("resnet_18", "IMAGENET1K_V1", "resnet18-f37072fd.pth", 256, 69.758, 89.078, _V1),
-    ("resnet_34", "IMAGENET1K_V1", "resnet34-b627a593.pth", 256, 73.314, 91.420, _V1),
-    ("resnet_50", "IMAGENET1K_V1", "resnet50-0676ba61.pth", 256, 76.130, 92.862, _V1),
-    ("resnet_50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth", 232, 80.858, 95.434,
-     "https://github.com/pytorch/vision/issues/3995#issuecomment-1013906621"),
-    ("resnet_101", "IMAGENET1K_V1", "resnet101-63fe2227.pth", 256, 77.374, 93.546, _V1),
-    ("resnet_101", "IMAGENET1K_V2", "resnet101-cd907fc2.pth", 232, 81.886, 95.780, _V2),
-    ("resnet_152", "IMAGENET1K_V1", "resnet152-394f9c45.pth", 256, 78.312, 94.046, _V1),
-    ("resnet_152", "IMAGENET1K_V2", "resnet152-f82ba261.pth", 232, 82.284, 96.002, _V2),
-    ("wide_resnet_50", "IMAGENET1K_V1", "wide_resnet50_2-95faca4d.pth", 256, 78.468, 94.086, _V1W),
-    ("wide_resnet_50", "IMAGENET1K_V2", "wide_resnet50_2-9ba9bcbe.pth", 232, 81.602, 95.758, _V2F),
-    ("wide_resnet_101", "IMAGENET1K_V1", "wide_resnet101_2-32ee1156.pth", 256, 78.848, 94.284, _V1W),
-    ("wide_resnet_101", "IMAGENET1K_V2", "wide_resnet101_2-d733dc28.pth", 232, 82.510, 96.020, _V2),
-    ("resnext_50_32x4d", "IMAGENET1K_V1", "resnext50_32x4d-7cdf4587.pth", 256, 77.618, 93.698, _V1X),
-    ("resnext_50_32x4d", "IMAGENET1K_V2", "resnext50_32x4d-1a0047aa.pth", 232, 81.198, 95.340, _V2),
-    ("resnext_101_32x8d", "IMAGENET1K_V1", "resnext101_32x8d-8ba56ff5.pth", 256, 79.312, 94.526, _V1X),
-    ("resnext_101_32x8d", "IMAGENET1K_V2", "resnext101_32x8d-110c445d.pth", 232, 82.834, 96.228, _V2F),
-    ("resnext_101_64x4d", "IMAGENET1K_V1", "resnext101_64x4d-173b62eb.pth", 232, 83.246, 96.454,
-     "https://github.com/pytorch/vision/pull/5935"),
-):
-    _torchvision(*_row)
+# The presets table lists each preset's weights oldest first; the newest recipe is the default.
+for _preset in PRESETS.values():
+    for _weights in _preset.weights:
+        register_pretrained(_weights, default=True)
 
 
 def _check_preset(name: str) -> None:
-    from ..models.registry import get_preset
-
     get_preset(name)  # unknown names raise with suggestions
 
 
@@ -292,7 +209,7 @@ def load_pretrained(
         extras = {
             "stem_type": getattr(config, "stem_type", None),
             "avg_down": getattr(config, "avg_down", False),
-            "se_reduction": getattr(config, "block_args", {}).get("se_reduction"),
+            "block_args['se']": getattr(config, "block_args", {}).get("se"),
         }
         used = {k: v for k, v in extras.items() if v}
         if used:
@@ -301,3 +218,6 @@ def load_pretrained(
                 f"this model sets {', '.join(f'{k}={v!r}' for k, v in used.items())}"
             )
     return load_checkpoint(model, download(preset_name, entry.tag, url=url, progress=progress), source=entry.layout)
+
+
+set_weights_loader(load_pretrained)

@@ -1,23 +1,24 @@
-"""Reading and writing weight files safely: safetensors, or torch pickles loaded with ``weights_only``."""
+"""Reading and writing tensor files safely: safetensors, or torch pickles loaded with ``weights_only``.
+
+Part of lucid's core, so that both the model layer (``save_pretrained``/``from_pretrained``)
+and the weights layer use one implementation.
+"""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
 
-from .._atomic import atomic_write
+from ._atomic import atomic_write
+from .errors import CheckpointError
 
 __all__ = ["CheckpointError", "load_file", "save_file", "load_into"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
-
-
-class CheckpointError(ValueError):
-    """A weight file or state dict that cannot be used, with the reason spelled out."""
 
 
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
