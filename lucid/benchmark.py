@@ -621,5 +621,6 @@ def machine_summary(device: torch.device | str) -> str:
                 model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
         except OSError:
             pass
-        hw = f"{model}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
+        wait = os.environ.get("OMP_WAIT_POLICY", "unset")
+        hw = f"{model}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, OMP_WAIT_POLICY {wait}"
     return f"{hw}; torch {torch.__version__}"
