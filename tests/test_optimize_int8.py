@@ -1,6 +1,8 @@
 """int8 optimize_for_inference: accuracy and top-1 agreement with float32 on a model trained here, and clear refusals."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -110,3 +112,19 @@ def test_int8_module_refuses_compile_export_and_trace() -> None:
     for capture in (lambda: torch.compile(fast, backend="eager")(x), lambda: torch.export.export(fast, (x,)), lambda: torch.jit.trace(fast, (x,))):
         with pytest.raises(RuntimeError, match="export the plain model"):
             capture()
+
+
+def test_max_pool_on_uint8_codes_gives_the_same_codes() -> None:
+    from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
+
+    from lucid.optimize.quantize import pool_in_uint8
+
+    x = torch.randn(3, 1, 32, 32)
+    fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1)
+    plain = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
+    pooled = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
+    assert pool_in_uint8(pooled) == 1  # the stem's max-pool
+    assert "max_pool2d_with_indices" not in pooled.code
+    with torch.no_grad():
+        assert torch.equal(pooled(x), plain(x))
+        assert torch.equal(fast(x), plain(x))

@@ -4,7 +4,7 @@ The model is captured with ``torch.export``, annotated by torchao's ``X86Inducto
 (int8 weights, symmetric and per output channel; uint8 activations, one scale per tensor),
 calibrated on real input batches, converted, then lowered to oneDNN's quantized convolutions
 (``onednn.qconv_pointwise``: convolution, bias, ReLU and the residual addition in one kernel,
-with int8 weights prepacked once per input shape). Input and output stay float: the first op
+with int8 weights prepacked once per input shape); the stem's max-pool runs on the uint8 codes. Input and output stay float: the first op
 quantizes the images and the last dequantizes the logits.
 
 torchao is imported only here (``pip install "lucid[quantize]"``).
@@ -12,10 +12,12 @@ torchao is imported only here (``pip install "lucid[quantize]"``).
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .rules import tracing
@@ -62,6 +64,41 @@ def calibration_batches(calibration: Iterable[Any] | None, in_channels: int, cou
     return batches
 
 
+def max_pool_codes(codes: torch.Tensor, kernel: list[int], stride: list[int], padding: list[int] = (0, 0),
+                   dilation: list[int] = (1, 1), ceil_mode: bool = False) -> torch.Tensor:
+    """Max-pool uint8 activation codes directly (bf16 holds 0..255 exactly; its padding is -inf like float's)."""
+    return F.max_pool2d(codes.to(torch.bfloat16), kernel, stride or kernel, padding, dilation, ceil_mode).to(torch.uint8)
+
+
+def pool_in_uint8(graph_module: torch.fx.GraphModule) -> int:
+    """Replace ``quantize(max_pool(dequantize(codes)))`` with the same (scale, zero point) on both sides by
+    :func:`max_pool_codes`, in place; returns how many were replaced.
+
+    The maximum commutes with a quantization whose scale is positive, so the result is the same
+    codes, without three full element-wise passes over the stem's output in float32.
+    """
+    ops = torch.ops.quantized_decomposed
+    replaced = 0
+    for node in list(graph_module.graph.nodes):
+        if node.target != ops.quantize_per_tensor.default:
+            continue
+        item = node.args[0]
+        pool = item.args[0] if item.op == "call_function" and item.target is operator.getitem and item.args[1] == 0 else None
+        if pool is None or pool.target != torch.ops.aten.max_pool2d_with_indices.default or len(pool.users) != 1:
+            continue
+        dq = pool.args[0]
+        if dq.target != ops.dequantize_per_tensor.default or tuple(dq.args[1:]) != tuple(node.args[1:]) or len(dq.users) != 1:
+            continue
+        with graph_module.graph.inserting_before(node):
+            codes = graph_module.graph.call_function(max_pool_codes, (dq.args[0], *pool.args[1:]))
+        node.replace_all_uses_with(codes)
+        for dead in (node, item, pool, dq):
+            graph_module.graph.erase_node(dead)
+        replaced += 1
+    graph_module.recompile()
+    return replaced
+
+
 class Int8Net(nn.Module):
     """A quantized model lowered to oneDNN's int8 kernels once per input shape.
 
@@ -97,7 +134,9 @@ class Int8Net(nn.Module):
         if key not in self._lowered:
             from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
 
-            self._lowered[key] = lower_pt2e_quantized_to_x86(copy.deepcopy(self.quantized), (x,))
+            lowered = lower_pt2e_quantized_to_x86(copy.deepcopy(self.quantized), (x,))
+            pool_in_uint8(lowered)
+            self._lowered[key] = lowered
         return self._lowered[key](x)
 
 
