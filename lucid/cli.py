@@ -124,6 +124,10 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
     _add_set(p, "config fields of a preset, e.g. --set num_classes=10 in_channels=1 stem_type=deep stem_width=32")
     p.add_argument("--format", choices=("table", "json", "mermaid", "markdown"), default="table",
                    help="markdown: the Mermaid diagram in a fenced block that renders on GitHub")
+    p.add_argument("--collapse", choices=("shapes", "structure", "none"), default="shapes",
+                   help="mermaid/markdown: fold repeated calls identical in structure and shapes (default), "
+                        "alike in structure only (the folded picture), or none")
+    p.add_argument("--direction", choices=("LR", "TB"), default="LR", help="mermaid/markdown: left to right or top to bottom")
     p.set_defaults(func=_run_summary)
 
 
@@ -145,7 +149,7 @@ def _run_summary(args: argparse.Namespace) -> int:
         result = visual.summary(model, shape, **depth)
         print(result if args.format == "table" else json.dumps(result.to_dict(), indent=2))
         return 0
-    text = visual.mermaid(model, shape, title=Path(args.model).name, **depth)
+    text = visual.mermaid(model, shape, title=Path(args.model).name, collapse=args.collapse, direction=args.direction, **depth)
     print(f"```mermaid\n{text}```" if args.format == "markdown" else text.rstrip("\n"))
     return 0
 
@@ -432,11 +436,13 @@ def _run_weights(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         presets = [args.preset] if args.preset else weights.list_pretrained()
-        print(f"{'preset':<18} {'tag':<14} {'top-1':>6} {'top-5':>6}  {'resize/crop':<11}  file")
-        for preset in presets:
-            for tag in weights.list_pretrained(preset):
-                w = weights.info(preset, tag)
-                print(f"{preset:<18} {tag:<14} {w.top1:>6.2f} {w.top5:>6.2f}  {f'{w.resize}/{w.crop}':<11}  {w.filename}")
+        rows = [weights.info(preset, tag) for preset in presets for tag in weights.list_pretrained(preset)]
+        width = max([len("tag"), *(len(w.tag) for w in rows)])
+        print(f"{'preset':<18} {'tag':<{width}} {'top-1':>6} {'top-5':>6}  {'resize/crop':<11}  {'interp.':<8}  file")
+        for w in rows:
+            top1, top5 = (f"{v:.2f}" if v is not None else "-" for v in (w.top1, w.top5))
+            where = f"{w.hf_hub_id} (Hugging Face Hub)" if w.hf_hub_id else w.filename
+            print(f"{w.preset:<18} {w.tag:<{width}} {top1:>6} {top5:>6}  {f'{w.resize}/{w.crop}':<11}  {w.interpolation:<8}  {where}")
     elif args.action == "download":
         print(weights.download(args.preset, args.tag))
     elif args.action == "convert":

@@ -125,14 +125,14 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool) -> dict[str, Any]:
     from .engine import warn, evaluate
 
-    def warn(paths: list[str]) -> None:
+    def on_skip(paths: list[str]) -> None:
         for p in paths:
             warn(f"skipping unreadable image {p}")
 
     model = trained.model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    return evaluate(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last, on_skip=warn)
+    return evaluate(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last, on_skip=on_skip)
 
 
 @torch.no_grad()
