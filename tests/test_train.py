@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lucid.cli import main
-from lucid.train import engine
+from lucid.train import epoch, recipe
 from lucid.train.engine import TrainConfig, fit
 
 TINY_MODEL = {"model": "resnet_18", "overrides": {"channels": [8, 16, 32, 64]}}
@@ -46,12 +46,16 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("images")
+def make_folder(root: Path) -> Path:
+    """The tiny train/val PNG folder the training tests share: 12 + 4 images of each of three colours."""
     write_png_folder(root / "train", {c: 12 for c in COLOURS}, seed=1)
     write_png_folder(root / "val", {c: 4 for c in COLOURS}, seed=2)
     return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 def tiny_config(folder: Path, out: Path, **changes) -> TrainConfig:
@@ -88,7 +92,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_run(trained: Path) -> No
 
 
 def test_schedule_warms_up_then_follows_a_cosine() -> None:
-    f = engine.warmup_cosine(total_steps=10, warmup_steps=2)
+    f = recipe.warmup_cosine(total_steps=10, warmup_steps=2)
     assert [f(0), f(1)] == [0.5, 1.0]
     assert f(2) == pytest.approx(1.0)
     assert f(6) == pytest.approx(0.5)
@@ -99,7 +103,7 @@ def test_weight_decay_skips_norms_and_biases() -> None:
     from lucid.models import create_model
 
     model = create_model("resnet_18", channels=[8, 16, 32, 64], num_classes=3)
-    decay, no_decay = engine._param_groups(model, 1e-4)
+    decay, no_decay = recipe.param_groups(model, 1e-4)
     norms = {id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()}
     biases = {id(p) for n, p in model.named_parameters() if n.endswith(".bias")}
     convs_and_fc = {id(m.weight) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
@@ -113,7 +117,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(folder: Path, 
     fit(tiny_config(folder, tmp_path / "a"))
     # Same run, Ctrl-C in the middle of epoch 3 (the 2nd of its 4 steps: 36 images, batch 8), then --resume.
     calls = {"n": 0}
-    real_step = engine.train_step
+    real_step = epoch.train_step
 
     def interrupting_step(*args, **kwargs):
         calls["n"] += 1
@@ -121,12 +125,12 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(folder: Path, 
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "train_step", interrupting_step)
+    monkeypatch.setattr(epoch, "train_step", interrupting_step)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_config(folder, tmp_path / "b"))
     assert "lucid train --resume" in capsys.readouterr().err
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["epoch"] == 2
-    monkeypatch.setattr(engine, "train_step", real_step)
+    monkeypatch.setattr(epoch, "train_step", real_step)
     assert main(["train", "--resume", str(tmp_path / "b")]) == 0
 
     a, b = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")

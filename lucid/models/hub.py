@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._atomic import atomic_write_text
+from .._atomic import atomic_folder
 from ..errors import CheckpointError, LucidError
 from ..io import load_file, load_into, save_file
 
@@ -59,7 +59,11 @@ class PretrainedMixin:
     config: Any
 
     def save_pretrained(self, directory: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md`` into ``directory``.
+        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md`` into ``directory``, as one unit.
+
+        The files are written to a new folder that then replaces ``directory`` in one rename,
+        so a reader (or a process killed mid-save) sees the old model or the new one, never a mix;
+        other files already in ``directory`` are kept.
 
         ``metadata`` (JSON-ready, e.g. ``{"class_names": [...]}``) is stored beside the config
         and comes back as ``model.metadata`` from :func:`from_pretrained`. The weights file
@@ -73,13 +77,17 @@ class PretrainedMixin:
         meta.update(metadata or {})
         if meta:
             data["metadata"] = meta
-        directory.mkdir(parents=True, exist_ok=True)
-        config_text = json.dumps(data, indent=2) + "\n"
-        save_file(self.state_dict(), directory / WEIGHTS_NAME, metadata={"format": "pt", "lucid.config": config_text})
-        atomic_write_text(directory / CONFIG_NAME, config_text)
-        if not (directory / MODEL_CARD_NAME).exists():
-            atomic_write_text(directory / MODEL_CARD_NAME, model_card(self, meta))
-        return directory
+        state_dict, config_text = self.state_dict(), json.dumps(data, indent=2) + "\n"
+        card = None if (directory / MODEL_CARD_NAME).exists() else model_card(self, meta)
+
+        def write(folder: Path) -> None:
+            save_file(state_dict, folder / WEIGHTS_NAME, metadata={"format": "pt", "lucid.config": config_text})
+            (folder / CONFIG_NAME).write_text(config_text, encoding="utf-8")
+            if card is not None:
+                (folder / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
+
+        written = {CONFIG_NAME, WEIGHTS_NAME} | ({MODEL_CARD_NAME} if card is not None else set())
+        return atomic_folder(directory, write, replace=written)
 
     def push_to_hub(
         self,

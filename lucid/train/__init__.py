@@ -1,8 +1,11 @@
 """Training, evaluation and prediction for lucid models (``lucid train`` / ``eval`` / ``predict``).
 
-``lucid.train.step`` holds the single optimisation step shared with ``lucid bench``;
-``lucid.train.engine`` the loop; ``lucid.train.data`` the datasets; ``lucid.train.distributed``
-the DDP plumbing; ``lucid.train.predict`` evaluation and prediction from a saved run.
+``config`` holds the settings (:class:`TrainConfig`); ``runtime`` the device/precision policy;
+``recipe`` the optimizer, schedule, loss, MixUp/CutMix and EMA; ``step`` the single optimisation
+step shared with ``lucid bench``; ``epoch`` one epoch; ``evaluation`` the validation;
+``state`` the ``last.pt`` format; ``rundir`` the output folder; ``engine`` the run that ties them
+together; ``data`` the datasets; ``distributed`` the DDP plumbing; ``predict`` evaluation and
+prediction from a saved run; ``average`` weight averaging; ``plots`` learning curves and confusion matrices.
 
 Example:
     >>> from lucid.train import TrainConfig, fit
@@ -10,8 +13,11 @@ Example:
 """
 from __future__ import annotations
 
-from .engine import TrainConfig, evaluate, fit, load_state
+from .config import TrainConfig
+from .engine import fit
+from .evaluation import evaluate
 from .predict import load_trained, predict_images
-from .step import fast_defaults, train_step
+from .state import load_state
+from .step import NonFiniteLossError, fast_defaults, train_step
 
-__all__ = ["TrainConfig", "fit", "evaluate", "load_state", "load_trained", "predict_images", "fast_defaults", "train_step"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "evaluate", "fast_defaults", "fit", "load_state", "load_trained", "predict_images", "train_step"]

@@ -8,33 +8,35 @@ can warn once per file and count the skips (this works with worker processes too
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from ..weights.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import LucidError
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "DIGITS_MEAN",
     "DIGITS_STD",
-    "DataError",
-    "Preprocessing",
     "Batch",
+    "DataError",
     "DigitsDataset",
     "ImageFileDataset",
-    "digits_splits",
-    "folder_splits",
-    "scan_class_folders",
+    "Preprocessing",
     "collate_skipping",
     "decode_image_file",
     "default_preprocessing",
-    "min_crop_scale",
-    "train_transform",
-    "eval_transform",
     "describe_transform",
+    "digits_splits",
+    "eval_transform",
+    "folder_splits",
+    "min_crop_scale",
+    "scan_class_folders",
+    "train_transform",
 ]
 
 # Mean and standard deviation of all pixels of load_digits scaled to [0, 1] and upsampled to 32x32
@@ -44,7 +46,7 @@ DIGITS_STD = (0.324,)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
-class DataError(ValueError):
+class DataError(LucidError, ValueError):
     """A dataset that cannot be used (missing, empty, no class folders, mismatched classes)."""
 
 
@@ -63,9 +65,46 @@ class Preprocessing:
         return {"image_size": self.image_size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std), "crop": self.crop}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(int(data["image_size"]), int(data["channels"]), tuple(data["mean"]), tuple(data["std"]), float(data.get("crop", 0.875)))
+    def from_dict(cls, data: Any, source: str = "metadata") -> Preprocessing:
+        """Rebuild from :meth:`to_dict` output; damaged values raise ``CheckpointError`` naming ``source`` and the key."""
+        from ..errors import CheckpointError
+
+        def bad(key: str, expected: str) -> CheckpointError:
+            got = data.get(key, "nothing") if isinstance(data, dict) else data
+            return CheckpointError(f"{source}: preprocessing {key} must be {expected}, got {got!r}")
+
+        if not isinstance(data, dict):
+            raise bad("", "a dict")
+        try:
+            size, channels = int(data["image_size"]), int(data["channels"])
+        except (KeyError, TypeError, ValueError):
+            raise bad("image_size" if not _is_int(data.get("image_size")) else "channels", "an int") from None
+        if not 8 <= size <= 4096:
+            raise bad("image_size", "an int between 8 and 4096")
+        if channels not in (1, 3):
+            raise bad("channels", "1 or 3")
+        stats = {}
+        for key in ("mean", "std"):
+            value = data.get(key)
+            if not isinstance(value, (list, tuple)) or len(value) != channels or not all(_is_finite(v) for v in value):
+                raise bad(key, f"{channels} finite number(s)")
+            stats[key] = tuple(float(v) for v in value)
+        if not all(v > 0 for v in stats["std"]):
+            raise bad("std", "positive numbers")
+        crop = data.get("crop", 0.875)
+        if not _is_finite(crop) or not 0 < crop <= 1:
+            raise bad("crop", "a number in (0, 1]")
+        return cls(size, channels, stats["mean"], stats["std"], float(crop))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -109,11 +148,13 @@ class DigitsDataset(Dataset):
         return image, int(self.targets[index])
 
 
-def digits_splits(image_size: int, val_fraction: float, seed: int, augment: bool) -> tuple[DigitsDataset, DigitsDataset, list[str], Preprocessing]:
+def digits_splits(image_size: int, val_fraction: float, seed: int, augment: bool, auto_augment: str | None = None,
+                  random_erase: float = 0.0) -> tuple[DigitsDataset, DigitsDataset, list[str], Preprocessing]:
     """scikit-learn's 1,797 handwritten digits, upsampled to ``image_size``, split by a seeded permutation.
 
     The split depends only on ``seed`` and ``val_fraction``; training images get a small random
-    affine jitter (rotation, shift, scale) when ``augment`` is true. Digits are not flipped.
+    affine jitter (rotation, shift, scale) when ``augment`` is true, then the optional
+    ``auto_augment`` policy and random erasing. Digits are not flipped.
     """
     import torch.nn.functional as F
     from sklearn.datasets import load_digits
@@ -122,34 +163,84 @@ def digits_splits(image_size: int, val_fraction: float, seed: int, augment: bool
     digits = load_digits()
     pixels = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     pixels = F.interpolate(pixels, size=(image_size, image_size), mode="bilinear", align_corners=False).clamp_(0, 1)
-    pixels = (pixels - DIGITS_MEAN[0]) / DIGITS_STD[0]
     targets = torch.as_tensor(digits.target, dtype=torch.long)
     order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(len(targets) * val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    jitter = v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), fill=(0.0 - DIGITS_MEAN[0]) / DIGITS_STD[0]) if augment else None
-    train = DigitsDataset(pixels[train_idx], targets[train_idx], jitter)
-    val = DigitsDataset(pixels[val_idx], targets[val_idx])
     prep = Preprocessing(image_size, 1, DIGITS_MEAN, DIGITS_STD, crop=1.0)
+    normalize = v2.Normalize(list(DIGITS_MEAN), list(DIGITS_STD))
+    steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    if augment:
+        steps.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), fill=0.0))
+    if auto_augment:
+        steps += [v2.ToDtype(torch.uint8, scale=True), _auto_augment(auto_augment), v2.ToDtype(torch.float32, scale=True)]
+    steps.append(normalize)
+    if random_erase > 0:
+        steps.append(v2.RandomErasing(p=random_erase, value=0.0))
+    train = DigitsDataset(pixels[train_idx], targets[train_idx], v2.Compose(steps))
+    val = DigitsDataset(pixels[val_idx], targets[val_idx], normalize)
     return train, val, [str(i) for i in range(10)], prep
+
+
+def _auto_augment(policy: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """torchvision's RandAugment, TrivialAugmentWide or AutoAugment (ImageNet policy) on ``uint8`` images."""
+    from torchvision.transforms import v2
+
+    return {"randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide, "autoaugment": v2.AutoAugment}[policy]()
 
 
 # ----------------------------------------------------------------------------- image folders
 
 
-def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Class names (sorted sub-folder names) and ``(path, class index)`` for every image file under ``root``."""
-    from torchvision.datasets.folder import find_classes, make_dataset
+def _walk_files(folder: Path) -> list[str]:
+    """Image files under ``folder``, following symbolic links but entering each real folder once.
 
+    A link that loops back (``a/b -> ..``) or points to a folder already seen is not entered
+    again, and a file reached twice (through a link) is listed once.
+    """
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+    found: list[str] = []
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(current)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            dirs[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(current, name)
+            real = os.path.realpath(path)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and real not in seen_files and os.path.isfile(real):
+                seen_files.add(real)
+                found.append(path)
+    return found
+
+
+def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (sorted sub-folder names) and ``(path, class index)`` for every image file under ``root``.
+
+    Each file counts once, however many symbolic links lead to it (a file linked into two class
+    folders stays in the first), so a sample can never be in both the training and the validation split.
+    """
     if not root.exists():
         raise DataError(f"--data: folder {str(root)!r} does not exist")
     if not root.is_dir():
         raise DataError(f"--data: {str(root)!r} is not a folder")
-    try:
-        classes, class_to_idx = find_classes(str(root))
-    except FileNotFoundError:
-        raise DataError(f"--data: {str(root)!r} has no class sub-folders; expected {root}/<class>/<image files>") from None
-    samples = make_dataset(str(root), class_to_idx, extensions=IMAGE_EXTENSIONS, allow_empty=True)
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        raise DataError(f"--data: {str(root)!r} has no class sub-folders; expected {root}/<class>/<image files>")
+    samples, taken = [], set()
+    for index, name in enumerate(classes):
+        for path in _walk_files(root / name):
+            real = os.path.realpath(path)
+            if real not in taken:
+                taken.add(real)
+                samples.append((path, index))
     if not samples:
         raise DataError(f"--data: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the class folders of {str(root)!r}")
     return classes, samples
@@ -184,16 +275,22 @@ def min_crop_scale(image_size: int) -> float:
     return min(1.0, 0.08 * max(1.0, 224 / image_size))
 
 
-def train_transform(prep: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Random-resized crop (down to :func:`min_crop_scale` of the area) and horizontal flip, then scale to [0, 1] and normalise."""
+def train_transform(prep: Preprocessing, auto_augment: str | None = None, random_erase: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Random-resized crop (down to :func:`min_crop_scale` of the area) and horizontal flip (then the
+    optional ``auto_augment`` policy), scale to [0, 1], normalise, and erase a random rectangle with
+    probability ``random_erase``."""
     from torchvision.transforms import v2
 
-    return v2.Compose([
+    steps = [
         v2.RandomResizedCrop(prep.image_size, scale=(min_crop_scale(prep.image_size), 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(prep.mean), list(prep.std)),
-    ])
+    ]
+    if auto_augment:
+        steps.append(_auto_augment(auto_augment))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(prep.mean), list(prep.std))]
+    if random_erase > 0:
+        steps.append(v2.RandomErasing(p=random_erase, value=0.0))
+    return v2.Compose(steps)
 
 
 def eval_transform(prep: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -249,10 +346,13 @@ def default_preprocessing(image_size: int, channels: int) -> Preprocessing:
 
 
 def folder_splits(
-    root: str | os.PathLike[str], val_split: float | None, seed: int, prep: Preprocessing
+    root: str | os.PathLike[str], val_split: float | None, seed: int, prep: Preprocessing,
+    auto_augment: str | None = None, random_erase: float = 0.0,
 ) -> tuple[ImageFileDataset, ImageFileDataset, list[str]]:
     """Training and validation datasets from ``root/train`` + ``root/val``, or one class tree split by ``val_split``."""
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"--data: folder {str(root)!r} {'is not a folder' if root.exists() else 'does not exist'}")
     train_dir, val_dir = root / "train", root / "val"
     if train_dir.is_dir() and val_dir.is_dir():
         if val_split is not None:
@@ -276,6 +376,6 @@ def folder_splits(
             raise DataError(f"--val-split {val_split} leaves no training images out of {len(samples)}")
         val_samples = [samples[i] for i in sorted(order[:n_val])]
         train_samples = [samples[i] for i in sorted(order[n_val:])]
-    train = ImageFileDataset(train_samples, prep.channels, train_transform(prep))
+    train = ImageFileDataset(train_samples, prep.channels, train_transform(prep, auto_augment, random_erase))
     val = ImageFileDataset(val_samples, prep.channels, eval_transform(prep))
     return train, val, classes

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "barrier", "cleanup", "all_reduce_sum", "all_min", "sync_buffers", "gather_objects", "broadcast_object", "launch_local"]
+__all__ = ["DistInfo", "all_min", "all_reduce_sum", "barrier", "broadcast_object", "cleanup", "gather_objects", "launch_local", "setup", "sync_buffers"]
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,21 @@ together with the preset it belongs to.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from .config import check_image_size
 from .data import DataError, Preprocessing, default_preprocessing
 
-__all__ = ["Trained", "load_trained", "evaluate_folder", "evaluate_digits", "predict_images"]
+__all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
+
+INFERENCE_DTYPES = ("float32", "bfloat16", "int8")
 
 
 @dataclass
@@ -37,17 +42,19 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
     another architecture.
     """
-    from ..models import create_model, from_pretrained
-    from ..models.hub import CONFIG_NAME, model_from_config
     from ..errors import CheckpointError
     from ..io import load_file, load_into
-    from .engine import STATE_NAME, load_state
+    from ..models import create_model, from_pretrained
+    from ..models.hub import CONFIG_NAME, model_from_config
+    from .state import STATE_NAME, load_state
 
     path = Path(path)
+    if image_size is not None:
+        check_image_size(image_size)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
     if model_name is not None and path.is_dir():
-        raise ValueError("--model applies to bare weight files; a run folder already records its architecture")
+        raise ConfigError("model applies to bare weight files; a run folder already records its architecture", "model")
     metadata: dict[str, Any] = {}
     if path.is_dir() and (path / CONFIG_NAME).is_file():
         model = from_pretrained(path)
@@ -67,11 +74,13 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
         raise CheckpointError(f"{path}: neither a run folder ({CONFIG_NAME} + weights) nor a checkpoint file")
     model.eval()
     num_classes = int(model.config.num_classes)
+    if not isinstance(metadata.get("class_names", []), list) or not isinstance(metadata.get("dataset", {}), dict):
+        raise CheckpointError(f"{path}: damaged metadata (class_names must be a list, dataset a dict)")
     class_names = [str(c) for c in metadata.get("class_names") or range(num_classes)]
     if len(class_names) != num_classes:
         raise CheckpointError(f"{path}: {len(class_names)} class names saved for a model with {num_classes} classes")
     if "preprocessing" in metadata:
-        prep = Preprocessing.from_dict(metadata["preprocessing"])
+        prep = Preprocessing.from_dict(metadata["preprocessing"], source=str(path))
         if image_size is not None:
             prep.image_size = image_size
     else:
@@ -86,10 +95,11 @@ def _loader_kw(workers: int) -> dict[str, Any]:
 
 
 def evaluate_folder(trained: Trained, data: str | os.PathLike[str], *, device: torch.device, amp_dtype: torch.dtype | None,
-                    channels_last: bool, batch_size: int = 64, workers: int = 0) -> dict[str, Any]:
+                    channels_last: bool, batch_size: int = 64, workers: int = 0, confusion: bool = False) -> dict[str, Any]:
     """Loss and top-1/top-5 accuracy on ``data/val`` (when present) or on ``data`` as one class tree.
 
-    Folder classes are matched to the model's classes by name; skipped (unreadable) images are counted.
+    Folder classes are matched to the model's classes by name; skipped (unreadable) images are
+    counted. ``confusion`` adds the confusion matrix (see :func:`~lucid.train.evaluation.evaluate`).
     """
     from torch.utils.data import DataLoader
 
@@ -105,34 +115,83 @@ def evaluate_folder(trained: Trained, data: str | os.PathLike[str], *, device: t
     samples = [(p, remap[t]) for p, t in samples]
     dataset = ImageFileDataset(samples, trained.preprocessing.channels, eval_transform(trained.preprocessing))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(workers))
-    return _run_eval(trained, loader, device, amp_dtype, channels_last)
+    return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
 
 
 def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
-                    batch_size: int = 128) -> dict[str, Any]:
+                    batch_size: int = 128, confusion: bool = False) -> dict[str, Any]:
     """Accuracy on the validation split of the digits the model was trained on (same seed and fraction)."""
     from torch.utils.data import DataLoader
 
     from .data import digits_splits
 
+    _, val, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+    loader = DataLoader(val, batch_size=batch_size, shuffle=False, **_loader_kw(0))
+    return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
+
+
+def _digits_split(trained: Trained) -> tuple[float, int]:
+    """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
+    from ..errors import CheckpointError
+
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")
-    _, val, _, _ = digits_splits(trained.preprocessing.image_size, trained.dataset["val_fraction"], trained.dataset["seed"], augment=False)
-    loader = DataLoader(val, batch_size=batch_size, shuffle=False, **_loader_kw(0))
-    return _run_eval(trained, loader, device, amp_dtype, channels_last)
+    fraction, seed = trained.dataset.get("val_fraction"), trained.dataset.get("seed")
+    if not isinstance(fraction, float) or not 0 < fraction < 1 or not isinstance(seed, int) or seed < 0:
+        raise CheckpointError(f"damaged metadata: the digits split needs val_fraction in (0, 1) and seed >= 0, got {fraction!r} and {seed!r}")
+    return fraction, seed
 
 
-def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool) -> dict[str, Any]:
-    from .engine import warn, evaluate
+def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32) -> list[torch.Tensor]:
+    """A few batches of the model's training images, preprocessed as for evaluation (to calibrate int8)."""
+    from .data import (
+        ImageFileDataset,
+        digits_splits,
+        eval_transform,
+        scan_class_folders,
+    )
 
-    def on_skip(paths: list[str]) -> None:
+    if trained.dataset.get("name") == "digits":
+        train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+        images = [train[i][0] for i in range(min(len(train), batches * batch_size))]
+    else:
+        root = Path(str(trained.dataset.get("path", "")))
+        if not root.is_dir():
+            raise DataError(f"--dtype int8 calibrates on the training images, but the model's image folder {str(root)!r} is not there")
+        _, samples = scan_class_folders(root / "train" if (root / "train").is_dir() else root)
+        transform = eval_transform(trained.preprocessing)
+        dataset = ImageFileDataset(samples[: batches * batch_size], trained.preprocessing.channels, transform)
+        images = [item[0] for item in dataset if not isinstance(item, str)]
+    return [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+
+
+def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
+    """``trained`` with its model run through :func:`lucid.optimize_for_inference` at ``dtype`` (float32, bfloat16, int8)."""
+    from .. import optimize_for_inference
+
+    if dtype not in INFERENCE_DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(INFERENCE_DTYPES)}, got {dtype!r}", "dtype")
+    model = trained.model.to(device)
+    if dtype == "int8":
+        fast = optimize_for_inference(model, dtype=torch.int8, calibration=calibration_batches(trained))
+    else:
+        fast = optimize_for_inference(model, dtype=getattr(torch, dtype))
+    return Trained(fast, trained.class_names, trained.preprocessing, trained.dataset)
+
+
+def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
+              confusion: bool = False) -> dict[str, Any]:
+    from .epoch import warn
+    from .evaluation import evaluate
+
+    def warn_all(paths: list[str]) -> None:
         for p in paths:
             warn(f"skipping unreadable image {p}")
 
     model = trained.model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    return evaluate(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last, on_skip=on_skip)
+    return evaluate(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last, on_skip=warn_all, confusion=confusion)
 
 
 @torch.no_grad()
@@ -142,7 +201,7 @@ def predict_images(trained: Trained, paths: Sequence[str], *, top_k: int, device
     from .data import decode_image_file, eval_transform
 
     if top_k < 1:
-        raise ValueError(f"--top-k must be a positive int, got {top_k}")
+        raise ConfigError(f"top_k must be a positive int, got {top_k}", "top_k")
     transform = eval_transform(trained.preprocessing)
     model = trained.model.to(device).eval()
     results: list[dict[str, Any]] = []

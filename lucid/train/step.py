@@ -6,12 +6,15 @@ device, so a benchmark measures what training does.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["COMPILE_MIN_IMAGES", "fast_defaults", "cpu_has_fast_bf16", "train_step"]
+from ..errors import LucidError
+
+__all__ = ["COMPILE_MIN_IMAGES", "NonFiniteLossError", "cpu_has_fast_bf16", "fast_defaults", "train_step"]
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -56,6 +59,10 @@ def fast_defaults(device: torch.device, images: int | None = None) -> dict[str, 
     return {"channels_last": True, "amp_dtype": amp, "compile": compile, "fused_optimizer": device.type in ("cpu", "cuda")}
 
 
+class NonFiniteLossError(LucidError, FloatingPointError):
+    """The loss of a training step was NaN or infinite (the step was not applied)."""
+
+
 def train_step(
     model: nn.Module,
     images: torch.Tensor,
@@ -67,30 +74,38 @@ def train_step(
     channels_last: bool = False,
     scaler: torch.amp.GradScaler | None = None,
     clip_grad: float | None = None,
-) -> torch.Tensor:
-    """Forward, backward and optimizer update on one batch; returns the detached loss.
+    update: bool = True,
+    accumulated: int = 1,
+    check_finite: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward on one batch, then (``update``) the optimizer step; returns the detached loss and logits.
 
-    ``amp_dtype`` autocasts the forward pass (bf16 or fp16); ``scaler`` (a GradScaler,
-    needed for fp16) scales the loss and skips steps with non-finite gradients;
-    ``clip_grad`` clips the global gradient norm. ``images`` and ``targets`` should
-    already be on the model's device.
+    ``amp_dtype`` autocasts the forward pass (bf16 or fp16); ``scaler`` (a GradScaler, needed for
+    fp16) scales the loss and skips steps with non-finite gradients; ``clip_grad`` clips the global
+    gradient norm. For gradient accumulation, call it with ``update=False`` on all but the last of
+    ``accumulated`` batches: each loss is divided by ``accumulated`` so the sum is their mean.
+    ``check_finite`` raises :class:`NonFiniteLossError` before the backward pass when the loss is
+    NaN or infinite (a device synchronisation), leaving the weights untouched. ``images`` and
+    ``targets`` should already be on the model's device.
     """
     if channels_last and images.dim() == 4:
         images = images.contiguous(memory_format=torch.channels_last)
-    optimizer.zero_grad(set_to_none=True)
     with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         logits = model(images)
         loss = loss_fn(logits.float(), targets)
-    if scaler is not None:
-        scaler.scale(loss).backward()
+    if check_finite and not bool(torch.isfinite(loss)):
+        raise NonFiniteLossError(f"the training loss is {loss.item()}")
+    scaled = loss / accumulated if accumulated > 1 else loss
+    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+    if update:
         if clip_grad is not None:
-            scaler.unscale_(optimizer)
+            if scaler is not None:
+                scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        if clip_grad is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        optimizer.step()
-    return loss.detach()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss.detach(), logits.detach()
