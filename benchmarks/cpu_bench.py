@@ -1,19 +1,28 @@
-"""lucid vs torchvision and timm on this machine's CPU (or any device): the issue's three targets.
+"""lucid vs torchvision, timm, OpenVINO and ONNX Runtime on this machine's CPU (or torch peers on any device).
 
-ResNeXt-50 32x4d, 224x224, batch 8, same weights and input, one process, interleaved after
-warm-up. Prints one table per comparison and a summary of the ratios:
+ResNeXt-50 32x4d, 224x224, batch 8 by default, same weights and input, one process, interleaved
+after warm-up. OpenVINO and ONNX Runtime (when installed: ``pip install "lucid[bench]"``) run
+lucid's own ONNX export; their int8 model is onnxruntime's ``quantize_static`` of it (QDQ,
+per-channel weights), calibrated on the same batches as lucid's int8. Prints one table per
+comparison and a summary of the ratios:
 
-* ``optimize_for_inference`` float32 vs each peer's eager float32 NCHW;
-* ``optimize_for_inference`` bfloat16 vs the same (and vs the peers' own channels-last bf16);
-* ``train_step`` with ``fast_defaults`` vs each peer's eager float32 training step.
+* ``infer-fp32``: ``optimize_for_inference`` float32 vs the peers' eager float32 and the runtimes' fp32;
+* ``infer-bf16``: bfloat16 vs the same, the peers' channels-last bf16 and OpenVINO bf16;
+* ``infer-int8``: int8 vs the peers' eager float32 and both runtimes running the int8 QDQ model;
+* ``train``: ``train_step`` with ``fast_defaults`` vs each peer's eager float32 training step.
 
-Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--threads N] [--only infer-fp32,infer-bf16,train] [--json OUT]``
+``--scaling`` instead prints how throughput grows with work: lucid against the runtimes at each
+of ``--batches`` x ``--sizes`` x ``--models`` x ``--dtypes``.
+
+Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--threads N] [--only infer-fp32,infer-bf16,infer-int8,train] [--json OUT]``
+       ``python benchmarks/cpu_bench.py --scaling [--batches 1,8,32] [--sizes 160,224,288] [--models resnext_50_32x4d,resnext_101_32x8d] [--dtypes float32,bfloat16,int8]``
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,17 +31,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 from lucid._atomic import atomic_write  # noqa: E402
-from lucid.benchmark import format_table, infer_contenders, machine_summary, measure, ratio_lines, train_contenders  # noqa: E402
+from lucid.benchmark import (  # noqa: E402
+    format_scaling,
+    format_table,
+    infer_contenders,
+    machine_summary,
+    measure,
+    ratio_lines,
+    scaling_rows,
+    train_contenders,
+)
 from lucid.models import create_model  # noqa: E402
 
 RUNS = {
     "infer-fp32": lambda name, m, kw: infer_contenders(name, m, dtype=torch.float32, **kw),
     "infer-bf16": lambda name, m, kw: infer_contenders(name, m, dtype=torch.bfloat16, **kw),
-    "train": lambda name, m, kw: train_contenders(name, m, **kw),
+    "infer-int8": lambda name, m, kw: infer_contenders(name, m, dtype=torch.int8, **kw),
+    "train": lambda name, m, kw: train_contenders(name, m, **{k: v for k, v in kw.items() if k != "folder"}),
 }
 
 
-def main() -> int:
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnext_50_32x4d")
     p.add_argument("--batch-size", type=int, default=8)
@@ -42,23 +65,27 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--train-rounds", type=int, default=None, help="rounds for the training comparison (default: --rounds)")
     p.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice, one per core)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the runtimes (default: torch's choice, one per core)")
+    p.add_argument("--no-runtimes", action="store_true", help="leave OpenVINO and ONNX Runtime out")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every timing to this JSON file")
-    args = p.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    s = p.add_argument_group("scaling table")
+    s.add_argument("--scaling", action="store_true", help="print the scaling table instead of the comparisons")
+    s.add_argument("--batches", default="1,8,32")
+    s.add_argument("--sizes", default="160,224,288")
+    s.add_argument("--models", default="resnext_50_32x4d,resnext_101_32x8d")
+    s.add_argument("--dtypes", default="float32,bfloat16,int8")
+    return p
+
+
+def _comparisons(args: argparse.Namespace, record: dict) -> None:
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = sorted(set(wanted) - set(RUNS))
     if unknown:
-        p.error(f"--only: unknown {unknown}; choose from {list(RUNS)}")
-
+        raise SystemExit(f"cpu_bench.py: --only: unknown {unknown}; choose from {list(RUNS)}")
     device = torch.device(args.device)
-    print(f"# {args.model}, batch {args.batch_size}, {args.image_size}x{args.image_size}, {machine_summary(device)}")
-    print(f"# command: python {' '.join(sys.argv)}")
     torch.manual_seed(0)
     model = create_model(args.model)
-    kw = dict(batch=args.batch_size, size=args.image_size, device=device)
-    record: dict[str, object] = {"machine": machine_summary(device), "argv": sys.argv, "runs": {}}
+    kw = dict(batch=args.batch_size, size=args.image_size, device=device, runtimes=not args.no_runtimes, folder=Path(tempfile.mkdtemp(prefix="lucid-bench-")))
     summary = []
     for what in wanted:
         start = time.perf_counter()
@@ -66,11 +93,35 @@ def main() -> int:
         results = measure(RUNS[what](args.model, model, kw), warmup=args.warmup, rounds=rounds, device=device,
                           log=lambda line: print("  " + line, file=sys.stderr, flush=True))
         print(f"\n## {what} ({rounds} rounds, {time.perf_counter() - start:.0f} s)\n")
-        print(format_table(results))
+        print(format_table(results), flush=True)
         summary += ratio_lines(what, results)
-        record["runs"][what] = [r.to_dict() for r in results]  # type: ignore[index]
+        record["runs"][what] = [r.to_dict() for r in results]
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))
+
+
+def _scaling(args: argparse.Namespace, record: dict) -> None:
+    rows = []
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        torch.manual_seed(0)
+        rows += scaling_rows(
+            name, create_model(name), batches=_ints(args.batches), sizes=_ints(args.sizes),
+            dtypes=[getattr(torch, d.strip()) for d in args.dtypes.split(",") if d.strip()],
+            warmup=args.warmup, rounds=args.rounds, folder=Path(tempfile.mkdtemp(prefix="lucid-scaling-")),
+            log=lambda line: print("  " + line, file=sys.stderr, flush=True),
+        )
+        print(format_scaling(rows), flush=True)
+    record["scaling"] = rows
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(f"# {machine_summary(args.device)}")
+    print(f"# command: python {' '.join(sys.argv)}")
+    record: dict[str, object] = {"machine": machine_summary(args.device), "argv": sys.argv, "runs": {}}
+    (_scaling if args.scaling else _comparisons)(args, record)
     if args.json:
         atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return 0

@@ -27,8 +27,18 @@ import torch  # noqa: E402
 
 from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import (  # noqa: E402
-    Contender, describe, format_table, lucid_infer, lucid_train, machine_summary, make_batch, measure, peer_infer,
-    peer_models, peer_train, ratio_lines,
+    Contender,
+    describe,
+    format_table,
+    lucid_infer,
+    lucid_train,
+    machine_summary,
+    make_batch,
+    measure,
+    peer_infer,
+    peer_models,
+    peer_train,
+    ratio_lines,
 )
 from lucid.models import create_model  # noqa: E402
 

@@ -28,7 +28,9 @@ from torch import nn  # noqa: E402
 from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import machine_summary, make_batch, peer_infer, peer_models, randomize_batchnorm  # noqa: E402
 from lucid.models import create_model  # noqa: E402
-from lucid.optimize import _CapturedCall, _FusedConv2d, optimize_for_inference  # noqa: E402
+from lucid.optimize import optimize_for_inference  # noqa: E402
+from lucid.optimize.cuda import CuDNNConv2d  # noqa: E402
+from lucid.optimize.cuda_graphs import CapturedCall  # noqa: E402
 
 T0 = time.perf_counter()
 
@@ -62,7 +64,7 @@ def forced(fast: nn.Module, fused: bool) -> nn.Module:
     """A copy of an already-run module whose every layer uses the fused (or the plain) kernel."""
     out = copy.deepcopy(fast)
     for m in out.modules():
-        if isinstance(m, _FusedConv2d):
+        if isinstance(m, CuDNNConv2d):
             for key in m.cuda_fused:
                 m.cuda_fused[key] = fused
     return out
@@ -89,7 +91,7 @@ def main() -> None:
         start = time.perf_counter()
         out = fast(x)
         torch.cuda.synchronize()
-        convs = [m for m in fast.modules() if isinstance(m, _FusedConv2d)]
+        convs = [m for m in fast.modules() if isinstance(m, CuDNNConv2d)]
         choices = [v for m in convs for v in m.cuda_fused.values()]
         cos = nn.functional.cosine_similarity(out, ref, dim=1).min().item()
         top1 = (out.argmax(1) == ref.argmax(1)).float().mean().item()
@@ -107,7 +109,7 @@ def main() -> None:
         tv_net = tv_net.cuda().to(memory_format=torch.channels_last).to(torch.bfloat16)
         x_bf16 = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            tv_graph = _CapturedCall(tv_net, x_bf16)
+            tv_graph = CapturedCall(tv_net, x_bf16)
         plain, all_fused = forced(fast, False), forced(fast, True)
         contenders = {
             "torchvision eager bf16 channels-last": peer_infer(tv_net, x, torch.bfloat16, True),

@@ -120,7 +120,7 @@ class PresetFacts:
     config: dict[str, Any]
     params: int
     macs: int
-    diagram: str
+    diagrams: dict[str, str]  # "overview", then one per stage (lucid.visual.mermaid_sections)
     weights: list[Any]  # lucid.weights.PretrainedWeights, default first
 
 
@@ -130,7 +130,7 @@ def preset_facts(name: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> Prese
 
     import lucid.models as models
     import lucid.weights
-    from lucid.visual import mermaid, summary
+    from lucid.visual import mermaid_sections, summary
 
     with torch.device("meta"):
         model = models.create_model(name)
@@ -146,9 +146,16 @@ def preset_facts(name: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> Prese
         config=model.config.to_dict(),
         params=totals.total_params,
         macs=totals.total_macs,
-        diagram=mermaid(model, input_shape=input_shape, title=name),
+        diagrams=mermaid_sections(model, input_shape, title=name),
         weights=[lucid.weights.info(name, tag) for tag in published],
     )
+
+
+def diagram_sections(diagrams: dict[str, str]) -> str:
+    """The overview diagram, then each part's under its own heading."""
+    parts = [mermaid_html(diagrams["overview"])]
+    parts += [f"### {name}\n\n{mermaid_html(text)}" for name, text in diagrams.items() if name != "overview"]
+    return "\n\n".join(parts)
 
 
 def mermaid_html(diagram: str) -> str:
@@ -221,7 +228,8 @@ def config_parameters(cls: type) -> str:
 
 
 def model_diagram(preset: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> str:
-    """HTML for the Mermaid diagram of ``preset`` (built on the meta device), as on the preset pages."""
+    """HTML for the stage-level Mermaid diagram of ``preset`` (built on the meta device), top to
+    bottom so that it reads at page width; the preset pages add each stage's detail."""
     import torch
 
     import lucid.models as models
@@ -229,7 +237,7 @@ def model_diagram(preset: str, input_shape: tuple[int, ...] = INPUT_SHAPE) -> st
 
     with torch.device("meta"):
         model = models.create_model(preset)
-    return mermaid_html(mermaid(model, input_shape=input_shape, title=preset))
+    return mermaid_html(mermaid(model, input_shape=input_shape, depth=1, direction="TB", title=preset))
 
 
 def preset_list(pattern: str) -> str:
@@ -286,9 +294,11 @@ Every other field of the config can be passed as a keyword argument, for example
 
 ## Diagram
 
-Drawn by `lucid.visual.mermaid(model, input_shape={INPUT_SHAPE})` during the build.
+Drawn by `lucid.visual.mermaid_sections(model, {INPUT_SHAPE})` during the build: the stages
+with their blocks and shapes, then each stage with its blocks opened. Blocks identical in
+structure and shapes are drawn once, with their count.
 
-{mermaid_html(f.diagram)}
+{diagram_sections(f.diagrams)}
 
 ## Example
 
@@ -319,13 +329,14 @@ def weights_section(f: PresetFacts) -> str:
     if not f.weights:
         return f"No published weights are registered for `{f.name}`: it starts from random initialisation."
     rows = "\n".join(
-        f"| `{w.tag}` | {'yes' if i == 0 else ''} | {w.dataset} | {w.resize} / {w.crop} | {_pct(w.top1)} | {_pct(w.top5)} |"
+        f"| `{w.tag}` | {'yes' if i == 0 else ''} | {w.dataset} | {w.resize} / {w.crop} {w.interpolation} | {_pct(w.top1)} | {_pct(w.top5)} |"
         for i, w in enumerate(f.weights)
     )
     return f"""`models.{f.name}(pretrained=True)` loads the default, `weights="TAG"` picks one
-(see [Weights](../guides/weights.md)). Accuracies are the published single-crop ones, in percent.
+(see [Weights](../guides/weights.md)). Accuracies are the published single-crop ones, in percent;
+`timm:` tags are timm's weights on the Hugging Face Hub.
 
-| tag | default | dataset | resize / crop | top-1 | top-5 |
+| tag | default | dataset | resize / crop, interpolation | top-1 | top-5 |
 |---|---|---|---|---:|---:|
 {rows}"""
 

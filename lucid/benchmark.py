@@ -1,7 +1,8 @@
-"""Side-by-side speed of lucid and its peers (torchvision, timm) on the same weights and input.
+"""Side-by-side speed of lucid and its peers (torchvision, timm, OpenVINO, ONNX Runtime) on the same weights and input.
 
 Used by ``lucid bench`` and the scripts under ``benchmarks/``. Every contender gets the same
-batch and the same weights (lucid's, renamed for the peers by :func:`lucid.weights.convert`),
+batch and the same weights (lucid's, renamed for the peers by :func:`lucid.weights.convert`, or
+lucid's own ONNX export for the deployment runtimes),
 is warmed up first (oneDNN and cuDNN pick and cache kernels on their first calls at a shape),
 and is then timed one call at a time in interleaved rounds, so that load from other processes
 hits every contender alike. Reported: median images/s, peak memory and the ratio to each peer.
@@ -12,10 +13,13 @@ import copy
 import gc
 import os
 import statistics
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +28,7 @@ from .models.presets import PRESETS
 
 __all__ = [
     "PEERS", "Contender", "Result", "peer_models", "make_batch", "randomize_batchnorm", "describe", "peer_infer", "lucid_infer", "peer_train",
+    "calibration_set", "onnx_models", "ort_session", "openvino_model", "runtime_runners", "runtime_contenders", "scaling_rows", "format_scaling", "runtimes_installed", "runtime_threads",
     "lucid_train", "infer_contenders", "train_contenders", "measure", "format_table", "ratio_lines", "machine_summary",
 ]
 
@@ -174,12 +179,193 @@ def peer_infer(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.flo
     return run
 
 
-def lucid_infer(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32, compile: bool = False) -> tuple[str, Callable[[], Any]]:
-    """lucid's way: :func:`lucid.optimize_for_inference`; returns (setup description, runner)."""
+def calibration_set(model: nn.Module, batch: int, size: int, count: int = 4, seed: int = 3) -> list[torch.Tensor]:
+    """``count`` fixed random image batches for int8 calibration in benchmarks (speed only: the weights are random too)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, model.config.in_channels, size, size, generator=g) for _ in range(count)]
+
+
+def lucid_infer(
+    model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32, compile: bool = False,
+    calibration: list[torch.Tensor] | None = None,
+) -> tuple[str, Callable[[], Any]]:
+    """lucid's way: :func:`lucid.optimize_for_inference`; returns (setup description, runner).
+
+    For int8 it calibrates on ``calibration`` (default: :func:`calibration_set` at ``x``'s shape).
+    """
     from .optimize import optimize_for_inference
 
-    fast = optimize_for_inference(model, dtype=dtype, compile=compile)
+    kw: dict[str, Any] = {}
+    if dtype == torch.int8:
+        batches = calibration or calibration_set(model, x.shape[0], x.shape[-1])
+        kw = dict(calibration=batches, calibration_batches=len(batches))
+    fast = optimize_for_inference(model, dtype=dtype, compile=compile, **kw)
     return f"optimize_for_inference({str(dtype).replace('torch.', '')}{', compile' if compile else ''}): {fast.backend}", lambda: fast(x)
+
+
+# ------------------------------------------------------- deployment runtimes on lucid's ONNX export
+
+
+def runtime_threads() -> int:
+    """The thread count every runtime is given: torch's, so each contender uses the same cores."""
+    return torch.get_num_threads()
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over a list of batches."""
+
+    def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
+        self._items = iter([{name: b.numpy()} for b in batches])
+
+    def get_next(self) -> dict | None:
+        return next(self._items, None)
+
+
+def onnx_models(model: nn.Module, x: torch.Tensor, folder: Path, int8: bool, calibration: list[torch.Tensor] | None = None) -> dict[str, Path]:
+    """lucid's own ONNX export of ``model`` (``fp32``) and, with ``int8``, onnxruntime's static QDQ
+    quantization of it (``int8``: int8 weights per channel, uint8 activations, calibrated on
+    ``calibration``, default :func:`calibration_set`), written under ``folder``."""
+    from .export import INPUT_NAME, to_onnx
+
+    paths = {"fp32": to_onnx(model, folder / "model.onnx", input_shape=tuple(x.shape))}
+    if int8:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        batches = calibration or calibration_set(model, x.shape[0], x.shape[-1])
+        paths["int8"] = folder / "model.int8.onnx"
+        quantize_static(
+            str(paths["fp32"]), str(paths["int8"]), _Calibration(INPUT_NAME, batches), quant_format=QuantFormat.QDQ,
+            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    return paths
+
+
+Bind = Callable[[torch.Tensor], Callable[[], Any]]  # input batch -> a runner timing one call on it
+
+
+def ort_session(path: Path) -> Bind:
+    """ONNX Runtime's CPU session on the file (all graph optimizations, :func:`runtime_threads` threads), ready to bind an input."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = runtime_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no busy-waiting threads after a run: they would steal the cores from the contender timed next
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def bind(x: torch.Tensor) -> Callable[[], Any]:
+        feed = {name: x.numpy()}
+        return lambda: session.run(None, feed)
+
+    return bind
+
+
+def openvino_model(path: Path, precision: str | None) -> Bind:
+    """OpenVINO's CPU plugin on the file (latency mode, one stream, :func:`runtime_threads` threads), ready to bind an input.
+
+    ``precision`` is its ``INFERENCE_PRECISION_HINT`` (``"f32"``, ``"bf16"``), or ``None`` for its
+    default (bf16 where the CPU has it; an int8 QDQ model runs its quantized layers in int8 either way).
+    """
+    import openvino as ov
+
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": runtime_threads(), "NUM_STREAMS": 1}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+
+    def bind(x: torch.Tensor) -> Callable[[], Any]:
+        request, feed = compiled.create_infer_request(), x.numpy()
+        return lambda: request.infer({0: feed})
+
+    return bind
+
+
+def runtimes_installed() -> list[str]:
+    """Which of the deployment runtimes (``onnxruntime``, ``openvino``) can be imported here."""
+    import importlib.util
+
+    return [name for name in ("onnxruntime", "openvino") if importlib.util.find_spec(name) is not None]
+
+
+def runtime_runners(paths: dict[str, Path], dtype: torch.dtype) -> list[tuple[str, str, Bind]]:
+    """OpenVINO and ONNX Runtime (those installed) at ``dtype`` on the files of :func:`onnx_models`:
+    ``(runtime, setup, bind)`` triples.
+
+    float32: both runtimes, OpenVINO told to keep f32. bfloat16: OpenVINO only (onnxruntime's CPU
+    provider has no bf16 convolutions). int8: both running onnxruntime's QDQ quantization of the export.
+    """
+    source = "lucid's ONNX export"
+    wanted = {
+        torch.float32: [("onnxruntime", f"float32, {source}", lambda: ort_session(paths["fp32"])),
+                        ("openvino", f"f32 hint, {source}", lambda: openvino_model(paths["fp32"], "f32"))],
+        torch.bfloat16: [("openvino", f"bf16 hint, {source}", lambda: openvino_model(paths["fp32"], "bf16"))],
+        torch.int8: [("onnxruntime", "int8 QDQ of the export (quantize_static)", lambda: ort_session(paths["int8"])),
+                     ("openvino", "int8 QDQ of the export (quantize_static)", lambda: openvino_model(paths["int8"], None))],
+    }.get(dtype, [])
+    installed = runtimes_installed()
+    return [(name, setup, make()) for name, setup, make in wanted if name in installed]
+
+
+def runtime_contenders(
+    model: nn.Module, x: torch.Tensor, dtype: torch.dtype, folder: Path, calibration: list[torch.Tensor] | None = None,
+) -> list[Contender]:
+    """OpenVINO and ONNX Runtime at ``dtype`` on lucid's own ONNX export of ``model``, timing the batch ``x`` (CPU only)."""
+    if x.device.type != "cpu" or not runtimes_installed():
+        return []
+    paths = onnx_models(model, x, folder, int8=dtype == torch.int8, calibration=calibration)
+    return [Contender(name, setup, bind(x), x.shape[0], peer=True) for name, setup, bind in runtime_runners(paths, dtype)]
+
+
+def scaling_rows(
+    name: str, model: nn.Module, *, batches: list[int], sizes: list[int], dtypes: list[torch.dtype],
+    warmup: int, rounds: int, folder: Path, log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """How throughput grows with work: lucid and the runtimes at each size x dtype x batch, on CPU.
+
+    Per size, the model is exported (and quantized for int8) once; per size and dtype, lucid's
+    module and the runtimes' compiled models are built once and then timed, interleaved, at each batch.
+    """
+    from .optimize import optimize_for_inference
+
+    model = model.eval()
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        calibration = calibration_set(model, 8, size)
+        paths = onnx_models(model, torch.zeros(1, model.config.in_channels, size, size), folder / f"{size}px",
+                            int8=torch.int8 in dtypes, calibration=calibration) if runtimes_installed() else {}
+        for dtype in dtypes:
+            kw = dict(calibration=calibration, calibration_batches=len(calibration)) if dtype == torch.int8 else {}
+            fast = optimize_for_inference(model, dtype=dtype, **kw)
+            peers = runtime_runners(paths, dtype) if paths else []
+            for batch in batches:
+                x, _ = make_batch(model, batch, size, "cpu")
+                contenders = [Contender(n, setup, bind(x), batch, peer=True) for n, setup, bind in peers]
+                contenders.append(Contender("lucid", fast.backend, lambda x=x, fast=fast: fast(x), batch))
+                results = measure(contenders, warmup=warmup, rounds=rounds, memory=False, log=log)
+                mine = results[-1]
+                row: dict[str, Any] = {"model": name, "size": size, "batch": batch, "dtype": str(dtype).replace("torch.", ""),
+                                       "lucid": mine.images_per_second}
+                for r in results[:-1]:
+                    row[r.name] = r.images_per_second
+                    row[f"lucid / {r.name}"] = r.median / mine.median
+                rows.append(row)
+    return rows
+
+
+def format_scaling(rows: list[dict[str, Any]]) -> str:
+    """The scaling table in Markdown: img/s of lucid and of each runtime, and lucid's speed over each runtime's."""
+    keys = ["model", "size", "batch", "dtype", "lucid"]
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [row.get(k, "") for k in keys]
+        lines.append("| " + " | ".join(f"{c:.2f}" if isinstance(c, float) else str(c) for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def peer_train(
@@ -240,21 +426,31 @@ def infer_contenders(
     compile: bool = False,
     device: torch.device | str = "cpu",
     peers: bool = True,
+    runtimes: bool = True,
+    folder: Path | None = None,
 ) -> list[Contender]:
-    """Each peer in eager fp32 NCHW (its default) and lucid's ``optimize_for_inference``.
+    """Each peer in eager fp32 NCHW (its default), the deployment runtimes, and lucid's ``optimize_for_inference``.
 
-    When ``dtype``/``compile`` differ from the defaults, every peer is also run with that dtype,
-    channels-last and compile setting, so lucid is compared with the best a peer's user would
-    write by hand as well as with the peer's default.
+    When ``dtype``/``compile`` differ from the defaults, every torch peer is also run with that
+    (float) dtype, channels-last and compile setting, so lucid is compared with the best a peer's
+    user would write by hand as well as with the peer's default. With ``runtimes`` (and ``peers``),
+    OpenVINO and ONNX Runtime run lucid's ONNX export at ``dtype`` (:func:`runtime_contenders`;
+    files under ``folder``, default a temporary folder). int8 models on both sides are calibrated
+    on the same :func:`calibration_set`.
     """
     model = model.to(device).eval()
     x, _ = make_batch(model, batch, size, device)
+    calibration = calibration_set(model, batch, size) if dtype == torch.int8 else None
     out: list[Contender] = []
     for peer, m in (peer_models(name, model) if peers else {}).items():
         out.append(Contender(peer, describe(torch.float32, False, False), peer_infer(m, x), batch, peer=True))
-        if dtype != torch.float32 or compile:
+        if dtype.is_floating_point and (dtype != torch.float32 or compile):
             out.append(Contender(peer, describe(dtype, True, compile), peer_infer(m, x, dtype, True, compile), batch, peer=True))
-    setup, run = lucid_infer(model, x, dtype, compile)
+    if peers and runtimes:
+        if folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="lucid-bench-"))
+        out += runtime_contenders(model, x, dtype, folder, calibration)
+    setup, run = lucid_infer(model, x, dtype, compile, calibration)
     out.append(Contender("lucid", setup, run, batch))
     return out
 
@@ -425,5 +621,6 @@ def machine_summary(device: torch.device | str) -> str:
                 model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
         except OSError:
             pass
-        hw = f"{model}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
+        wait = os.environ.get("OMP_WAIT_POLICY", "unset")
+        hw = f"{model}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, OMP_WAIT_POLICY {wait}"
     return f"{hw}; torch {torch.__version__}"

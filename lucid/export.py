@@ -17,8 +17,9 @@ import contextlib
 import copy
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -48,7 +49,13 @@ class Difference(NamedTuple):
 def _check_model(model: Any) -> nn.Module:
     """Accept lucid ResNet/ResNeXt models only: the export relies on their config and input contract."""
     from .models.resnet import ResNet
+    from .optimize import OptimizedModel
 
+    if isinstance(model, OptimizedModel):
+        raise TypeError(
+            "model is an optimize_for_inference() module (fused device kernels, or int8); export the plain model "
+            "instead: the export folds BatchNorm itself, and the runtime applies its own fusions and quantization"
+        )
     if not isinstance(model, ResNet):
         raise TypeError(
             f"model must be a lucid model (lucid.models.ResNet or ResNeXt, e.g. from lucid.models.create_model), "

@@ -15,21 +15,24 @@ from torch import nn
 from ._atomic import atomic_write
 from .errors import CheckpointError
 
-__all__ = ["CheckpointError", "load_file", "save_file", "load_into"]
+__all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+_WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.", "backbone.")  # Lightning, DDP, torch.compile, detection
 
 
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 
-def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
+def save_file(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: dict[str, str] | None = None
+) -> Path:
     """Write a state dict atomically (temporary file in the same folder, then rename).
 
     The format is safetensors, or torch's own (``torch.save`` of a plain dict, readable with
     ``weights_only=True``) when the name ends in ``.pt``/``.pth``/``.bin``/``.ckpt``, for
-    users of ``torch.load``.
+    users of ``torch.load``. ``metadata`` (text keys and values) goes into the safetensors
+    header; torch files have no place for it.
     """
     from safetensors.torch import save_file as _save
 
@@ -37,7 +40,7 @@ def save_file(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[st
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     if path.suffix in _TORCH_SUFFIXES:
         return atomic_write(path, lambda tmp: torch.save(tensors, tmp))
-    return atomic_write(path, lambda tmp: _save(tensors, str(tmp)))
+    return atomic_write(path, lambda tmp: _save(tensors, str(tmp), metadata=metadata))
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -65,12 +68,14 @@ def _torch_load_error(path: Path, e: Exception) -> CheckpointError:
     return CheckpointError(f"{path}: not a readable torch checkpoint, it may be truncated or corrupt ({lines[0]})")
 
 
-def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def load_file(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", strip_prefixes: bool = True
+) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a torch file (``.pt``/``.pth``/``.bin``).
 
     Torch files are read with ``weights_only=True``: loading never executes code. A state
-    dict nested under ``"state_dict"``/``"model"`` is unwrapped, and the ``module.`` (DDP) and
-    ``_orig_mod.`` (``torch.compile``) prefixes are removed. Safetensors content is recognised whatever the file is called.
+    dict nested under ``"state_dict"``/``"model"`` is unwrapped, and the prefixes of wrappers and
+    trainers are removed (:func:`strip_prefix`; ``strip_prefixes=False`` keeps them). Safetensors content is recognised whatever the file is called.
     """
     path = Path(path)
     if not path.exists():
@@ -91,7 +96,8 @@ def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         raise _torch_load_error(path, e) from None
-    return _unwrap(obj, path)
+    state_dict = _unwrap(obj, path)
+    return strip_prefix(state_dict) if strip_prefixes else state_dict
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -101,10 +107,34 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: does not hold a state dict (a mapping of names to tensors)")
-    for prefix in _WRAPPER_PREFIXES:
-        if obj and all(k.startswith(prefix) for k in obj):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
     return dict(obj)
+
+
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of the model inside a wrapper: keys without their wrapper's prefix.
+
+    Without ``prefix``, the prefixes that trainers and wrappers add (``model.``: Lightning,
+    ``module.``: DistributedDataParallel, ``_orig_mod.``: ``torch.compile``, ``backbone.``)
+    are removed, one after another, as long as every key carries the same one. With
+    ``prefix`` (say ``"student."``), only the keys under it are kept, without it.
+    """
+    if prefix is not None:
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"prefix must be a non-empty string such as 'model.', got {prefix!r}")
+        kept = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not kept:
+            sample = ", ".join(list(state_dict)[:3]) or "no keys at all"
+            raise CheckpointError(f"state_dict: no key starts with prefix={prefix!r} (keys start like {sample})")
+        return kept
+    out = dict(state_dict)
+    stripped = True
+    while out and stripped:
+        stripped = False
+        for wrapper in _WRAPPER_PREFIXES:
+            if all(k.startswith(wrapper) for k in out):
+                out = {k[len(wrapper):]: v for k, v in out.items()}
+                stripped = True
+    return out
 
 
 def _listing(title: str, items: list[str], limit: int = 10) -> str:
@@ -117,6 +147,8 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load ``state_dict`` strictly, raising a readable :class:`CheckpointError` on any mismatch."""
     own = model.state_dict()
     # Old checkpoints predate BatchNorm's ``num_batches_tracked``; torch fills it in when it is absent.
+    # Frozen norms (torchvision's FrozenBatchNorm2d) keep no step count: theirs is dropped.
+    state_dict = {k: v for k, v in state_dict.items() if k in own or not k.endswith(".num_batches_tracked")}
     missing = sorted(k for k in set(own) - set(state_dict) if not k.endswith(".num_batches_tracked"))
     unexpected = sorted(set(state_dict) - set(own))
     shapes = sorted(

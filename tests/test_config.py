@@ -193,7 +193,7 @@ def test_from_dict_refuses_unknown_missing_and_foreign_fields() -> None:
 
 def test_folders_of_older_lucid_migrate() -> None:
     old_resnet = {"model_type": "resnet", "block": "bottleneck", "layers": [3, 4, 6, 3], "cardinality": 1, "base_width": 128,
-                  "block_args": {"se": True, "se_args": {"reduction": 16}}, "zero_init_residual": False}
+                  "block_args": {"se_reduction": 16}, "zero_init_residual": False}
     assert ResNetConfig.from_dict(old_resnet) == ResNetConfig(
         block="bottleneck", layers=[3, 4, 6, 3], block_args={"base_width": 128, "se": True, "se_args": {"reduction": 16, "divisor": 1}}
     )

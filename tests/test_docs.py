@@ -191,11 +191,12 @@ def test_check_site_reports_missing_files_anchors_and_network_loads(tmp_path: Pa
 def test_resnext_50_32x4d_page_in_chromium(site: Path, tmp_path: Path) -> None:
     page = parse(rendered_dom(site / "presets" / "resnext_50_32x4d.html", tmp_path))
     assert page.body_attrs.get("data-diagrams") == "done"
-    assert page.diagrams == page.diagram_svgs == 1
+    assert page.diagrams == page.diagram_svgs == 5  # the stages, then each stage opened
     labels = squash(page.diagram_text)
-    # the specification's picture: stages collapsed into "layer1 x 4", shapes on the nodes
-    for label in ["resnext_50_32x4d", "stem", "layer1 x 4", "Bottleneck", "ConvBNReLU2d", "Conv2d", "MaxPool2d",
-                  "AdaptiveAvgPool2d", "Linear", "(1,3,224,224) → (1,64,112,112)", "(1,2048) → (1,1000)"]:
+    # a true picture: every stage with its shapes, identity blocks with their true count
+    for label in ["resnext_50_32x4d", "stem", "layer1", "layer3", "(1,512,28,28) → (1,1024,14,14)", "x 5", "x 3",
+                  "ConvBNReLU2d", "Conv2d", "MaxPool2d", "AdaptiveAvgPool2d", "Linear", "(1,3,224,224) → (1,64,112,112)",
+                  "(1,2048) → (1,1000)"]:
         assert label in labels, f"{label!r} not among the diagram's labels: {labels[:1500]}"
     text = squash(page.text)
     assert "25,028,904" in text
@@ -210,7 +211,9 @@ def test_resnext_class_page_in_chromium(site: Path, tmp_path: Path) -> None:
     assert page.body_attrs.get("data-diagrams") == "done"
     assert page.diagrams == page.diagram_svgs == 1
     labels = squash(page.diagram_text)
-    for label in ["resnext_50_32x4d", "stem", "layer1 x 4", "Conv2d", "Linear", "(1,3,224,224) → (1,64,112,112)"]:
+    assert "layer1 x 4" not in labels and "layer4" in labels
+    for label in ["resnext_50_32x4d", "stem", "layer2", "(1,1024,14,14) → (1,2048,7,7)", "Conv2d", "Linear",
+                  "(1,3,224,224) → (1,64,112,112)"]:
         assert label in labels, f"{label!r} not among the diagram's labels: {labels[:1500]}"
     assert page.formulas >= 2, "the forward-calculation formulas were not typeset by KaTeX"
     text = squash(page.text)

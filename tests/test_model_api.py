@@ -124,7 +124,7 @@ def test_dilation_keeps_the_feature_map_size(build) -> None:
     assert convs and all(m.padding == (2, 2) for m in convs)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert [f.shape for f in dilated.forward_intermediates(x)] == [f.shape for f in plain.forward_intermediates(x)]
+        assert [f.shape for f in dilated.forward_intermediates(x, intermediates_only=True)] == [f.shape for f in plain.forward_intermediates(x, intermediates_only=True)]
 
 
 def test_norm_layer_reaches_every_norm() -> None:

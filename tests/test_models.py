@@ -136,9 +136,9 @@ def test_avg_down_shortcuts() -> None:
 
 def test_avg_down_handles_odd_sizes_with_ceil_mode() -> None:
     model = models.resnet_18(num_classes=3, avg_down=True).eval()
-    features = model.forward_intermediates(torch.randn(1, 3, 72, 72))
+    features = model.forward_intermediates(torch.randn(1, 3, 72, 72), intermediates_only=True)
     # 72 -> 36 (stem) -> 18 (pool) -> 18, 9, 5, 3: the shortcut pools with ceil_mode to match the strided conv
-    assert [tuple(f.shape[-2:]) for f in features] == [(18, 18), (9, 9), (5, 5), (3, 3)]
+    assert [tuple(f.shape[-2:]) for f in features] == [(36, 36), (18, 18), (9, 9), (5, 5), (3, 3)]
 
 
 @pytest.mark.parametrize(
@@ -281,28 +281,30 @@ def test_backbone_features(tiny_resnext: ResNeXt) -> None:
     model = tiny_resnext.eval()
     x = torch.randn(2, 1, 64, 96)
     with torch.no_grad():
-        feats = model.forward_intermediates(x)
+        final, feats = model.forward_intermediates(x)
         last = model.forward_features(x)
         logits = model(x)
-    assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]
-    assert [f["module"] for f in model.feature_info] == ["layer1", "layer2", "layer3", "layer4"]
+    # timm's convention: the stem (stride 2), then the four stages
+    assert [f["reduction"] for f in model.feature_info] == [2, 4, 8, 16, 32]
+    assert [f["module"] for f in model.feature_info] == ["stem", "layer1", "layer2", "layer3", "layer4"]
     for f, info in zip(feats, model.feature_info):
         assert f.shape == (2, info["num_chs"], 64 // info["reduction"], 96 // info["reduction"])
-    assert [i["num_chs"] for i in model.feature_info] == [c * 4 for c in TINY_CHANNELS]
+    assert [i["num_chs"] for i in model.feature_info[1:]] == [c * 4 for c in TINY_CHANNELS]
     torch.testing.assert_close(feats[-1], last)
+    torch.testing.assert_close(final, last)
     torch.testing.assert_close(model.forward_head(last), logits)
     with torch.no_grad():
-        picked = model.forward_intermediates(x, indices=[1, 2])
+        picked = model.forward_intermediates(x, indices=[1, 2], intermediates_only=True)
     torch.testing.assert_close(picked[0], feats[1])
     torch.testing.assert_close(picked[1], feats[2])
-    with pytest.raises(ValueError, match="indices must be stage numbers in 0..3"):
-        model.forward_intermediates(x, indices=[4])
+    with pytest.raises(ValueError, match=r"indices must hold feature numbers in -5\.\.4"):
+        model.forward_intermediates(x, indices=[5])
 
 
 def test_basic_block_feature_channels() -> None:
     with torch.device("meta"):
         model = models.resnet_34()
-    assert [i["num_chs"] for i in model.feature_info] == [64, 128, 256, 512] and model.num_features == 512
+    assert [i["num_chs"] for i in model.feature_info] == [64, 64, 128, 256, 512] and model.num_features == 512
 
 
 def test_fx_symbolic_trace_still_works(tiny_resnext: ResNeXt) -> None:

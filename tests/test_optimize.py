@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import lucid
-from lucid.models import ResNeXt, ResNeXtConfig, ResNet, ResNetConfig
-from lucid.optimize import OptimizedModel, fold_batchnorm
 from lucid.benchmark import randomize_batchnorm
+from lucid.models import ResNet, ResNetConfig, ResNeXt, ResNeXtConfig
+from lucid.optimize import OptimizedModel, fold_batchnorm
 
 SMALL = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
 

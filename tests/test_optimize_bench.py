@@ -7,7 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from lucid.benchmark import Contender, Result, format_table, measure, peer_models, ratio_lines
+from lucid.benchmark import (
+    Contender,
+    Result,
+    format_table,
+    measure,
+    onnx_models,
+    peer_models,
+    randomize_batchnorm,
+    ratio_lines,
+    runtime_runners,
+    runtimes_installed,
+)
 from lucid.cli import main
 from lucid.models import create_model
 
@@ -66,7 +77,8 @@ def _bench_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
 def test_cli_bench_infer_and_train(capsys: pytest.CaptureFixture[str]) -> None:
     report = _bench_json(capsys, "--dtype", "bfloat16")
     rows = [(r["library"], r["setup"]) for r in report["results"]]
-    assert [lib for lib, _ in rows] == ["torchvision", "torchvision", "timm", "timm", "lucid"]
+    runtimes = ["openvino"] if "openvino" in runtimes_installed() else []  # onnxruntime has no bf16 CPU kernels
+    assert [lib for lib, _ in rows] == ["torchvision", "torchvision", "timm", "timm", *runtimes, "lucid"]
     assert rows[1][1] == "bfloat16 channels-last eager" and "optimize_for_inference(bfloat16)" in rows[-1][1]
     for r in report["results"]:
         assert len(r["seconds"]) == 2 and r["images_per_second"] == pytest.approx(2 / (r["median_ms"] / 1000))
@@ -104,3 +116,28 @@ def test_fast_defaults_fused_optimizer_updates_like_the_plain_one() -> None:
             train_step(net, x, y, opt, nn.CrossEntropyLoss())
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_runtimes_run_lucids_own_export_with_the_same_weights(tmp_path) -> None:
+    installed = runtimes_installed()
+    if not installed:
+        pytest.skip("neither onnxruntime nor openvino is installed")
+    model = randomize_batchnorm(create_model("resnet_18", num_classes=10)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+    paths = onnx_models(model, x, tmp_path, int8=False)
+    runners = runtime_runners(paths, torch.float32)
+    assert sorted(name for name, _, _ in runners) == sorted(installed)
+    for name, _, bind in runners:
+        out = torch.as_tensor(bind(x)()[0])
+        assert ((out - ref).abs().max() / ref.abs().max()).item() < 1e-4, name
+
+
+def test_cli_bench_int8_adds_the_runtimes_int8_models(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torchao")
+    report = _bench_json(capsys, "--dtype", "int8")
+    rows = [(r["library"], r["setup"]) for r in report["results"]]
+    assert [lib for lib, _ in rows] == ["torchvision", "timm", *runtimes_installed(), "lucid"]
+    assert all("int8 QDQ" in setup for lib, setup in rows if lib in ("onnxruntime", "openvino"))
+    assert "optimize_for_inference(int8)" in rows[-1][1]

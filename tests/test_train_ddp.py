@@ -36,7 +36,7 @@ def test_two_process_gloo_run_trains_and_only_rank_0_writes(launcher: str, tmp_p
     assert proc.returncode == 0, "\n".join(why[-20:]) + "\n...\n" + proc.stderr[-2000:]
     assert "x2" in proc.stdout  # the banner reports the world size
     assert proc.stdout.count("lucid train: best val_acc1") == 1  # printed by rank 0 only
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json", "last.pt", "metrics.jsonl", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "README.md", "config.json", "last.pt", "metrics.jsonl", "model.safetensors"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]  # one writer: no duplicated lines
     # Each rank sees 12 of the 24 training images (3 steps of 4); the reduced figures cover all 9 validation

@@ -12,11 +12,12 @@ from torch import nn
 from lucid import visual
 from lucid.models import ResNeXt, ResNeXtConfig, create_model
 
+BLOCK = "Bottleneck"  # class name of lucid's bottleneck block
 RESNEXT50_PARAMS = 25_028_904  # torchvision's resnext50_32x4d
 RESNEXT50_GMACS = 4.23  # torchvision's published figure for resnext50_32x4d at 224x224
 SEED = dict(num_classes=10, in_channels=1, stem_type="deep", stem_width=32)
 
-EDGE = re.compile(r"^\s*(\S+) (-->|-\.->) (\S+);$")
+EDGE = re.compile(r"^\s*(\S+) (-->|-\.->|<-\.-) (\S+);$")
 NODE = re.compile(r'^\s*(\w+)(\["|\(\[")(.*?)("\]|"\]\));$')
 
 
@@ -43,8 +44,8 @@ def parse(diagram: str) -> tuple[dict[str, str], list[tuple[str, str, bool]]]:
     """Node id -> label, and (source, target, dashed) edges."""
     nodes, edges = {}, []
     for line in diagram.splitlines():
-        if m := EDGE.match(line):
-            edges.append((m[1], m[3], m[2] == "-.->"))
+        if m := EDGE.match(line):  # "a <-.- b" is the loop edge b -> a
+            edges.append((m[3], m[1], True) if m[2] == "<-.-" else (m[1], m[3], m[2] == "-.->"))
         elif m := NODE.match(line):
             nodes[m[1]] = m[3]
     return nodes, edges
@@ -175,12 +176,20 @@ def test_seed_model_diagram(seed_model: nn.Module) -> None:
     assert "MaxPool2d" + span.format("#b7791f", "(1,64,112,112)", "(1,64,56,56)") in nodes.values()
     assert "Input" + "<br/><span style='font-size:11px;color:#a67c00;font-weight:400'>(1,1,224,224)</span>" == nodes["input"]
     assert nodes["output"].endswith(">(1,10)</span>")
-    # containers: the stages collapse into one group, the identity blocks into another
-    assert re.search(r'subgraph sg_m\d+\["layer1 x 4"\]', text)
-    assert re.search(r'subgraph sg_m\d+\["Bottleneck"\]', text)
-    assert re.search(r'subgraph sg_m\d+\["Bottleneck x 2"\]', text)
-    assert text.count("ConvBNReLU2d x 2") == 2 and "(1,64,56,56) → (1,128,56,56)" in text
-    assert text.count("subgraph ") == 5 and text.count("\n  end") == 1
+    # each stage its own subgraph with its shapes; identity blocks fold with their true count
+    small = "<span style='font-size:11px;font-weight:400'>{}</span>"
+    for stage, (before, after), identities in zip(
+        ("layer1", "layer2", "layer3", "layer4"),
+        [("(1,64,56,56)", "(1,256,56,56)"), ("(1,256,56,56)", "(1,512,28,28)"),
+         ("(1,512,28,28)", "(1,1024,14,14)"), ("(1,1024,14,14)", "(1,2048,7,7)")],
+        (2, 3, 5, 2),
+    ):
+        assert f'["{stage} {small.format(f"{before} → {after}")}"]' in text, stage
+        assert f'["{BLOCK} x {identities} {small.format(after)}"]' in text, (stage, identities)
+    assert len(re.findall(rf'subgraph sg_m\d+\["{BLOCK} x \d', text)) == 4
+    assert len(re.findall(rf'subgraph sg_m\d+\["{BLOCK} ', text)) == 8  # first block and identity group per stage
+    assert " x 4" not in text and "ConvBNReLU2d x" not in text  # a block's two ConvBNReLU2d differ in shapes
+    assert text.count("subgraph ") == 1 + 1 + 4 * 3 and text.count("\n  end") == 1
     # every leaf of a kind is coloured; every node on an edge is defined
     for node_id, label in nodes.items():
         cls = label.split("<")[0]
@@ -192,25 +201,40 @@ def test_seed_model_diagram(seed_model: nn.Module) -> None:
     incoming: dict[str, int] = {}
     for _, dst, _ in edges:
         incoming[dst] = incoming.get(dst, 0) + 1
-    assert all(dashed == (incoming[dst] > 1) for _, dst, dashed in edges)
+    loops = [(src, dst) for src, dst, dashed in edges if dst.endswith("_in")]
+    assert len(loops) == 4 and all(src == dst[:-3] + "_out" for src, dst in loops)  # one per identity group
+    assert all(dashed == (incoming[dst] > 1) for _, dst, dashed in edges if not dst.endswith("_in"))
     relus_after_add = [n for n, label in nodes.items() if label == "ReLU" and incoming.get(n, 0) >= 2]
-    assert len(relus_after_add) == 2  # out + shortcut meet before each block's final ReLU
+    assert len(relus_after_add) == 8  # out + shortcut meet before each drawn block's final ReLU (2 per stage)
     assert "output" in reachable(edges, "input")
     first_conv = next(n for n, label in nodes.items() if "(1,1,224,224) →" in label)
     assert ("input", first_conv, False) in edges
 
 
+def test_structure_collapse_keeps_the_folded_picture(seed_model: nn.Module) -> None:
+    text = visual.mermaid(seed_model, (1, 1, 224, 224), collapse="structure")
+    small = "<span style='font-size:11px;font-weight:400'>{}</span>"
+    # the four stages fold into one group, drawn with layer1's insides
+    assert f'["layer1 x 4 {small.format("(1,64,56,56) → (1,2048,7,7)")}"]' in text
+    assert "(1,64,56,56) → (1,128,56,56)" in text and "(1,512,28,28)" not in text
+    assert re.search(rf'subgraph sg_m\d+\["{BLOCK} x 2 ', text) and "ConvBNReLU2d x 2" in text
+    assert "layer2" not in text and "(1,2048,7,7) →" in text  # the pooling still sees the true last shape
+
+
 def test_diagram_options(seed_model: nn.Module) -> None:
-    flat = visual.mermaid(seed_model, (1, 1, 64, 64), collapse_repeats=False, show_shapes=False, direction="TB")
+    flat = visual.mermaid(seed_model, (1, 1, 64, 64), collapse="none", show_shapes=False, direction="TB")
     assert flat.splitlines()[1] == "flowchart TB"
     assert " x " not in flat and "→" not in flat
-    assert len(re.findall(r'subgraph sg_m\d+\["Bottleneck"\]', flat)) == 16
+    assert len(re.findall(rf'subgraph sg_m\d+\["{BLOCK}"\]', flat)) == 16
     assert len(re.findall(r'subgraph sg_m\d+\["layer\d"\]', flat)) == 4
+    with pytest.raises(ValueError, match="collapse must be one of 'shapes', 'structure', 'none', got True"):
+        visual.mermaid(seed_model, collapse=True)
     top = visual.mermaid(seed_model, (1, 1, 64, 64), depth=0)
     nodes, edges = parse(top)
     assert "subgraph" not in top.replace("subgraph sg_m0", "")
     assert [label.split("<")[0] for label in nodes.values()] == [
-        "Sequential", "MaxPool2d", "Sequential x 4", "AdaptiveAvgPool2d", "Linear", "Input", "Output"]
+        "Sequential", "MaxPool2d", "Sequential", "Sequential", "Sequential", "Sequential", "AdaptiveAvgPool2d", "Linear",
+        "Input", "Output"]
     assert "output" in reachable(edges, "input")
     with pytest.raises(ValueError, match="direction must be one of"):
         visual.mermaid(seed_model, direction="up")
@@ -243,7 +267,7 @@ def test_diagram_of_module_called_several_times_with_dict_output() -> None:
     # act is called 4 times: once after inp, then once after each pass of block
     assert labels.count("GELU") == 4
     # block runs three times, each call its own subgraph; the parallel heads are not "repeats"
-    assert len(re.findall(r'subgraph sg_m\d+\["block"\]', text)) == 3 and labels.count("LayerNorm") == 3
+    assert len(re.findall(r'subgraph sg_m\d+\["block ', text)) == 3 and labels.count("LayerNorm") == 3
     assert labels.count("Linear") == 1 + 3 + 2 and "Linear x 2" not in text
     assert nodes["output"].endswith(">logits=(2,5), aux=(2,2)</span>")
     heads = [n for n, label in nodes.items() if label.startswith("Linear<br/>") and "(2,8) → (2," in label]
@@ -265,7 +289,7 @@ def test_repeated_block_in_a_loop_collapses_and_tuple_output() -> None:
 
     text = visual.mermaid(Loop(), (1, 3, 8, 8))
     nodes, edges = parse(text)
-    group = re.search(r'subgraph sg_(m\d+)\["block x 4"\]', text)
+    group = re.search(r'subgraph sg_(m\d+)\["block x 4 <span[^>]*>\(1,3,8,8\)</span>"\]', text)
     assert group
     gid = group[1]
     assert {(f"{gid}_out", f"{gid}_in")} <= {(s, d) for s, d, _ in edges}

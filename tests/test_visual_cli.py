@@ -50,7 +50,11 @@ def test_summary_markdown_is_the_seed_diagram_in_a_fence(capsys: pytest.CaptureF
     assert "(1,1,224,224) → (1,32,112,112)" in out and "(1,2048) → (1,10)" in out
     assert main(["summary", "resnext_50_32x4d", *SEED_SET, "--format", "mermaid", "--depth", "0"]) == 0
     plain = capsys.readouterr().out
-    assert plain.startswith("%%{init:") and "Sequential x 4" in plain and "```" not in plain
+    assert plain.startswith("%%{init:") and "Sequential x" not in plain and "```" not in plain
+    assert main(["summary", "resnext_50_32x4d", *SEED_SET, "--format", "mermaid", "--depth", "0", "--collapse", "structure",
+                 "--direction", "TB"]) == 0
+    folded = capsys.readouterr().out
+    assert "Sequential x 4" in folded and "\nflowchart TB\n" in folded
 
 
 @pytest.mark.parametrize(
@@ -80,7 +84,7 @@ def test_readme_examples_are_current(capsys: pytest.CaptureFixture[str]) -> None
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## See the model"):]
-    assert main(["summary", "resnext_50_32x4d", *SEED_SET, "--format", "markdown"]) == 0
+    assert main(["summary", "resnext_50_32x4d", *SEED_SET, "--format", "markdown", "--depth", "1", "--direction", "TB"]) == 0
     assert capsys.readouterr().out in section
     assert main(["summary", "resnext_50_32x4d", "--depth", "2"]) == 0
     assert f"```text\n{capsys.readouterr().out}```" in section

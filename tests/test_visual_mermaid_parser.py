@@ -33,7 +33,9 @@ def test_diagrams_pass_the_mermaid_parser(tmp_path: Path) -> None:
     seed_text = visual.mermaid(seed, (1, 1, 224, 224), title="resnext_50_32x4d")
     diagrams = {
         "seed": seed_text,
-        "seed_flat": visual.mermaid(seed, (1, 1, 64, 64), depth=3, collapse_repeats=False, direction="TB"),
+        "seed_flat": visual.mermaid(seed, (1, 1, 64, 64), depth=3, collapse="none", direction="TB"),
+        "seed_folded": visual.mermaid(seed, (1, 1, 224, 224), collapse="structure"),
+        **{f"section_{k}": v for k, v in visual.mermaid_sections(seed, (1, 1, 224, 224)).items()},
         "seed_structure": visual.mermaid(seed, title='odd "title" <b>&</b>'),
         "shared_dict": visual.mermaid(_Shared(), (2, 4)),
         "plain": visual.mermaid(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3)), (1, 1, 5, 5)),

@@ -25,10 +25,10 @@ def _equal(a: dict, b: dict) -> bool:
 def test_list_shows_tags_accuracy_and_preprocessing(capsys: pytest.CaptureFixture) -> None:
     assert main(["weights", "list", "resnet_50"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[1].split() == ["resnet_50", "IMAGENET1K_V2", "80.86", "95.43", "232/224", "resnet50-11ad3fa6.pth"]
+    assert rows[1].split() == ["resnet_50", "IMAGENET1K_V2", "80.86", "95.43", "232/224", "bilinear", "resnet50-11ad3fa6.pth"]
     assert rows[2].split()[:2] == ["resnet_50", "IMAGENET1K_V1"] and len(rows) == 3
     assert main(["weights", "list"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 1 + 17  # header + every published tag
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 17 + 3  # header + every published tag (torchvision's, timm's)
 
 
 def test_convert_timm_file_to_lucid_and_lucid_to_torchvision(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -49,7 +49,7 @@ def test_save_pretrained_from_pretrained_is_exact(tmp_path: Path, build) -> None
         assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) and sd[k].dtype == sd2[k].dtype for k in sd)
         with torch.no_grad():
             assert torch.equal(again(x), want)
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]  # no temp files left
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]  # no temp files left
 
 
 def test_from_pretrained_lists_a_config_weights_mismatch(tmp_path: Path) -> None:

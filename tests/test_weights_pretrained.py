@@ -50,10 +50,10 @@ def test_registry_matches_torchvision_published_facts() -> None:
         "resnext_50_32x4d": tv.ResNeXt50_32X4D_Weights, "resnext_101_32x8d": tv.ResNeXt101_32X8D_Weights,
         "resnext_101_64x4d": tv.ResNeXt101_64X4D_Weights,
     }
-    assert list_pretrained() == sorted(enums)
+    assert sorted(set(list_pretrained()) - {"resnext_101_32x32d"}) == sorted(enums)  # 32x32d: timm's weights only
     for preset, enum in enums.items():
         assert list_pretrained(preset)[0] == enum.DEFAULT.name
-        assert sorted(list_pretrained(preset)) == sorted(w.name for w in enum)
+        assert sorted(t for t in list_pretrained(preset) if not t.startswith("timm:")) == sorted(w.name for w in enum)
         assert info(preset).tag == enum.DEFAULT.name
         for w in enum:
             entry = info(preset, w.name)

@@ -12,9 +12,9 @@ from .common import CLIError, add_set, load_model, parse_set
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="time lucid against torchvision and timm on the same weights and input",
+        help="time lucid against torchvision, timm, OpenVINO and ONNX Runtime on the same weights and input",
         description="Time lucid (optimize_for_inference, or train_step with its fast defaults) and, when installed, "
-        "torchvision and timm on the same weights and batch, interleaved after warm-up; prints median images/s, "
+        "torchvision, timm, OpenVINO and ONNX Runtime (on lucid's ONNX export) on the same weights and batch, interleaved after warm-up; prints median images/s, "
         "peak memory and the ratio to each peer.",
     )
     p.add_argument("model", nargs="?", default="resnext_50_32x4d", metavar="NAME", help="preset name or save_pretrained folder (default: resnext_50_32x4d)")
@@ -22,7 +22,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("infer", "train"), default="infer")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--image-size", type=int, default=224, metavar="PX")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None, help="inference dtype (default float32; training uses its fast defaults)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "int8"), default=None,
+                   help="inference dtype (default float32; int8 calibrates on random images, for speed only; training uses its fast defaults)")
     p.add_argument("--compile", action="store_true", help="torch.compile lucid (optimize_for_inference(compile=True)) and the peers' matched runs")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per contender first (oneDNN/cuDNN tune on them)")

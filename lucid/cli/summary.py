@@ -17,6 +17,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     add_set(p, "config fields of a preset, e.g. --set num_classes=10 in_channels=1 stem_type=deep stem_width=32")
     p.add_argument("--format", choices=("table", "json", "mermaid", "markdown"), default="table",
                    help="markdown: the Mermaid diagram in a fenced block that renders on GitHub")
+    p.add_argument("--collapse", choices=("shapes", "structure", "none"), default="shapes",
+                   help="mermaid/markdown: fold repeated calls identical in structure and shapes (default), "
+                        "alike in structure only (the folded picture), or none")
+    p.add_argument("--direction", choices=("LR", "TB"), default="LR", help="mermaid/markdown: left to right or top to bottom")
     p.set_defaults(func=run)
 
 
@@ -38,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
         result = visual.summary(model, shape, **depth)
         print(result if args.format == "table" else json.dumps(result.to_dict(), indent=2))
         return 0
-    text = visual.mermaid(model, shape, title=Path(args.model).name, **depth)
+    text = visual.mermaid(model, shape, title=Path(args.model).name, collapse=args.collapse, direction=args.direction, **depth)
     print(f"```mermaid\n{text}```" if args.format == "markdown" else text.rstrip("\n"))
     return 0

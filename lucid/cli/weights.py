@@ -39,11 +39,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         presets = [args.preset] if args.preset else weights.list_pretrained()
-        print(f"{'preset':<18} {'tag':<14} {'top-1':>6} {'top-5':>6}  {'resize/crop':<11}  file")
-        for preset in presets:
-            for tag in weights.list_pretrained(preset):
-                w = weights.info(preset, tag)
-                print(f"{preset:<18} {tag:<14} {w.top1:>6.2f} {w.top5:>6.2f}  {f'{w.resize}/{w.crop}':<11}  {w.filename}")
+        rows = [weights.info(preset, tag) for preset in presets for tag in weights.list_pretrained(preset)]
+        width = max([len("tag"), *(len(w.tag) for w in rows)])
+        print(f"{'preset':<18} {'tag':<{width}} {'top-1':>6} {'top-5':>6}  {'resize/crop':<11}  {'interp.':<8}  file")
+        for w in rows:
+            top1, top5 = (f"{v:.2f}" if v is not None else "-" for v in (w.top1, w.top5))
+            where = f"{w.hf_hub_id} (Hugging Face Hub)" if w.hf_hub_id else w.filename
+            print(f"{w.preset:<18} {w.tag:<{width}} {top1:>6} {top5:>6}  {f'{w.resize}/{w.crop}':<11}  {w.interpolation:<8}  {where}")
     elif args.action == "download":
         print(weights.download(args.preset, args.tag))
     elif args.action == "convert":

@@ -6,6 +6,7 @@ Every preset function (``resnet_18`` ... ``resnext_101_64x4d``) is generated fro
 from __future__ import annotations
 
 from .config import ModelConfig
+from .detection import fpn_backbone
 from .hub import from_pretrained
 from .presets import ENTRY_POINTS, PRESETS, Preset
 from .registry import create_model, list_models, register_model
@@ -26,6 +27,7 @@ __all__ = [
     "ResNeXt",
     "ResNeXtConfig",
     "create_model",
+    "fpn_backbone",
     "from_pretrained",
     "list_models",
     "register_model",

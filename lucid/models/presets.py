@@ -6,6 +6,8 @@ documentation's preset pages, the benchmarks' peer models and the README's prese
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +24,17 @@ from .resnext import ResNeXt
 
 __all__ = ["Preset", "PretrainedWeights", "PRESETS", "ENTRY_POINTS", "preset_table_markdown"]
 
+HUB_WEIGHTS_FILE = "model.safetensors"  # the file of a timm model on the Hugging Face Hub
+
 
 
 @dataclass(frozen=True)
 class PretrainedWeights:
     """One published set of weights for one preset.
 
-    ``sha256`` is the prefix of the file's SHA-256 digest, as published in its file name.
+    ``sha256`` is the prefix of the file's SHA-256 digest, as published in its file name; for
+    weights on the Hugging Face Hub (``hf_hub_id`` set) it may be empty, and the file is then
+    checked against the SHA-256 the Hub publishes for it (its LFS object id).
     ``resize``/``crop``/``mean``/``std``/``interpolation`` are the evaluation preprocessing
     the published ``top1``/``top5`` (percent, single crop) were measured with.
     """
@@ -48,11 +54,20 @@ class PretrainedWeights:
     top1: float | None = None
     top5: float | None = None
     recipe: str = ""
+    hf_hub_id: str | None = None
+    license: str | None = None
+
+    def to_metadata(self) -> dict[str, Any]:
+        """What a model loaded with these weights keeps in ``model.metadata["weights"]`` (JSON-ready):
+        where they come from, their preprocessing and published accuracy."""
+        data = dataclasses.asdict(self)
+        data.update(mean=list(self.mean), std=list(self.std))
+        return data
 
     @property
     def filename(self) -> str:
-        """Name of the file in the cache folder (the last part of the URL)."""
-        return Path(unquote(urlparse(self.url).path)).name
+        """Name of the file in the cache folder (the last part of the URL), or in the Hub repository."""
+        return HUB_WEIGHTS_FILE if self.hf_hub_id else Path(unquote(urlparse(self.url).path)).name
 
     def transforms(self) -> Any:
         """The evaluation preprocessing as a torchvision transform (PIL image or uint8 tensor in, normalised float tensor out)."""
@@ -76,7 +91,8 @@ class Preset:
     ``config`` holds the fields that define it (a preset refuses to override them);
     ``params`` is the reference parameter count at 1000 classes; ``torchvision``/``timm`` name the
     same architecture in those libraries, when they have it; ``weights`` lists published
-    weights, oldest first (the last is the default).
+    weights, oldest first (the last is the default); timm's weights on the Hugging Face Hub come
+    first, so that a preset's default stays torchvision's where it has one.
     """
 
     name: str
@@ -121,6 +137,19 @@ def _tv(preset: str, tag: str, file: str, resize: int, top1: float, top5: float,
     return PretrainedWeights(preset=preset, tag=tag, url=url, sha256=sha, resize=resize, top1=top1, top5=top5, recipe=recipe)
 
 
+def _timm(preset: str, name: str, interpolation: str, crop_pct: float, top1: float, license: str) -> PretrainedWeights:
+    """One of timm's files on the Hugging Face Hub (``timm/<name>``), under the tag ``timm:<name>``.
+
+    ``interpolation`` and ``crop_pct`` are timm's ``pretrained_cfg`` at 224 (timm resizes to
+    ``floor(224 / crop_pct)``); ``top1`` is from timm's ImageNet results table.
+    """
+    hub = f"https://huggingface.co/timm/{name}"
+    return PretrainedWeights(
+        preset=preset, tag=f"timm:{name}", url=hub, sha256="", layout="timm", resize=math.floor(224 / crop_pct),
+        interpolation=interpolation, top1=top1, recipe=hub, hf_hub_id=f"timm/{name}", license=license,
+    )
+
+
 _V1 = "https://github.com/pytorch/vision/tree/main/references/classification#resnet"
 _V1X = "https://github.com/pytorch/vision/tree/main/references/classification#resnext"
 _V1W = "https://github.com/pytorch/vision/pull/912#issue-445437439"
@@ -162,7 +191,9 @@ def _rows() -> list[Preset]:
                 _tv("wide_resnet_101", "IMAGENET1K_V2", "wide_resnet101_2-d733dc28.pth", 232, 82.510, 96.020, _V2))),
         Preset("resnext_50_32x4d", X, {"layers": (3, 4, 6, 3), "cardinality": 32, "base_width": 4}, 25_028_904,
                "ResNeXt-50 32x4d", "resnext50_32x4d", "resnext50_32x4d",
-               (_tv("resnext_50_32x4d", "IMAGENET1K_V1", "resnext50_32x4d-7cdf4587.pth", 256, 77.618, 93.698, _V1X),
+               (_timm("resnext_50_32x4d", "resnext50_32x4d.a1h_in1k", "bicubic", 0.95, 81.14, "apache-2.0"),
+                _timm("resnext_50_32x4d", "resnext50_32x4d.fb_swsl_ig1b_ft_in1k", "bilinear", 0.875, 82.16, "cc-by-nc-4.0"),
+                _tv("resnext_50_32x4d", "IMAGENET1K_V1", "resnext50_32x4d-7cdf4587.pth", 256, 77.618, 93.698, _V1X),
                 _tv("resnext_50_32x4d", "IMAGENET1K_V2", "resnext50_32x4d-1a0047aa.pth", 232, 81.198, 95.340, _V2))),
         Preset("resnext_101_32x4d", X, {"layers": (3, 4, 23, 3), "cardinality": 32, "base_width": 4}, 44_177_704,
                "ResNeXt-101 32x4d", None, "resnext101_32x4d"),
@@ -173,7 +204,8 @@ def _rows() -> list[Preset]:
         Preset("resnext_101_32x16d", X, {"layers": (3, 4, 23, 3), "cardinality": 32, "base_width": 16}, 194_026_792,
                "ResNeXt-101 32x16d", None, "resnext101_32x16d"),
         Preset("resnext_101_32x32d", X, {"layers": (3, 4, 23, 3), "cardinality": 32, "base_width": 32}, 468_530_472,
-               "ResNeXt-101 32x32d", None, "resnext101_32x32d"),
+               "ResNeXt-101 32x32d", None, "resnext101_32x32d",
+               (_timm("resnext_101_32x32d", "resnext101_32x32d.fb_wsl_ig1b_ft_in1k", "bilinear", 0.875, 85.09, "cc-by-nc-4.0"),)),
         Preset("resnext_101_64x4d", X, {"layers": (3, 4, 23, 3), "cardinality": 64, "base_width": 4}, 83_455_272,
                "ResNeXt-101 64x4d", "resnext101_64x4d", "resnext101_64x4d",
                (_tv("resnext_101_64x4d", "IMAGENET1K_V1", "resnext101_64x4d-173b62eb.pth", 232, 83.246, 96.454, _X64),)),

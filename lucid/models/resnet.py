@@ -26,7 +26,8 @@ from .config import (
     check_unit_interval,
     describe,
 )
-from .hub import PretrainedMixin
+from .hub import PretrainedMixin, config_from_dict
+from .timm_protocol import TimmProtocolMixin
 
 __all__ = ["ResNetConfig", "ResNet", "BasicBlock", "Bottleneck", "PreActBottleneck", "NORM_LAYERS"]
 
@@ -504,19 +505,22 @@ def _check_images(x: torch.Tensor, in_channels: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------- the model
 
 
-class ResNet(PretrainedMixin, nn.Module):
+class ResNet(TimmProtocolMixin, PretrainedMixin, nn.Module):
     """A ResNet assembled from a :class:`ResNetConfig`.
 
     ``stem -> maxpool -> layer1..layer4 -> (post_act) -> avgpool -> fc``; ``post_act`` (the
     final norm and ReLU) exists only in pre-activation networks. Also a backbone:
-    :meth:`forward_features`, :meth:`forward_intermediates` and :attr:`feature_info`.
+    :meth:`forward_features`, :meth:`forward_intermediates` and :attr:`feature_info`, with
+    timm's model protocol (:class:`~lucid.models.timm_protocol.TimmProtocolMixin`).
     """
 
     config_class: ClassVar[type[ModelConfig]] = ResNetConfig
-    __jit_unused_properties__ = ["stages"]
+    __jit_unused_properties__ = ["stages", *TimmProtocolMixin.jit_unused_properties]
 
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
+        if isinstance(config, dict):  # huggingface_hub's mixin passes config.json as a dict
+            config = config_from_dict(self.config_class, config)
         if not isinstance(config, self.config_class):
             raise ConfigTypeError(
                 f"config: {type(self).__name__} expects a {self.config_class.__name__}, got {type(config).__name__}", "config"
@@ -529,7 +533,7 @@ class ResNet(PretrainedMixin, nn.Module):
         block, norm = spec.block_class, resolve_norm_layer(spec.norm_layer)
         self.stem, width = _make_stem(spec.in_channels, spec.stem_width, spec.stem_type, norm)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.feature_info: list[dict[str, Any]] = []
+        self.feature_info: list[dict[str, Any]] = [{"module": "stem", "num_chs": width, "reduction": 2}]
         for i, (depth, channels) in enumerate(zip(spec.layers, spec.channels)):
             stage, width = self._make_stage(spec, block, norm, i, width, channels, depth)
             self.add_module(f"layer{i + 1}", stage)
@@ -586,26 +590,9 @@ class ResNet(PretrainedMixin, nn.Module):
             x = self.post_act(x)
         return x
 
-    def forward_intermediates(self, x: torch.Tensor, indices: list[int] | None = None) -> list[torch.Tensor]:
-        """Outputs of the stages (all four by default: strides 4, 8, 16, 32)."""
-        wanted = range(4) if indices is None else indices
-        for i in wanted:
-            if not (isinstance(i, int) and 0 <= i < 4):
-                raise ValueError(f"indices must be stage numbers in 0..3, got {list(wanted)!r}")
-        last = max(wanted, default=-1)
-        x = self.maxpool(self.stem(_check_images(x, self.config.in_channels)))
-        outs = []
-        for i, stage in enumerate(self.stages[: last + 1]):
-            x = stage(x)
-            if i == 3 and self.post_act is not None:
-                x = self.post_act(x)
-            if i in wanted:
-                outs.append(x)
-        return outs
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """Global average pool and classifier over a feature map."""
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` if it is an (N, in_channels, H, W) batch; a clear error otherwise."""
+        return _check_images(x, self.config.in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape ``(N, num_classes)`` for images of shape ``(N, in_channels, H, W)``."""

@@ -120,5 +120,5 @@ class ResNeXt(ResNet):
 
     def __init__(self, config: ResNeXtConfig) -> None:
         super().__init__(config)  # type: ignore[arg-type]
-        self.cardinality = config.cardinality
-        self.base_width = config.base_width
+        self.cardinality = self.config.cardinality  # self.config: the dict form is converted by ResNet
+        self.base_width = self.config.base_width

@@ -13,10 +13,15 @@ from typing import Any
 
 from ..errors import ConfigError, ConfigTypeError
 
-__all__ = ["DIGITS_MODEL_DEFAULTS", "MAX_IMAGE_SIZE", "MAX_SEED", "TrainConfig", "check_finite_overrides", "check_image_size"]
+__all__ = ["DIGITS_MODEL_DEFAULTS", "FOLDER_MODEL_DEFAULTS", "MAX_IMAGE_SIZE", "MAX_SEED", "TrainConfig", "check_finite_overrides", "check_image_size"]
 
 # The model for the bundled digits (applied unless --set says otherwise).
 DIGITS_MODEL_DEFAULTS = {"in_channels": 1, "stem_type": "deep", "stem_width": 32}
+# Image folders trained from scratch start every residual block as an identity (its last BatchNorm
+# weight at zero, as timm does by default): a deep network then begins near a shallow one and its
+# first epochs are not spent undoing exploding activations (docs: Training, "Image folders").
+# Applied unless --set says otherwise; published weights replace the initialisation anyway.
+FOLDER_MODEL_DEFAULTS = {"zero_init_residual": True}
 MAX_IMAGE_SIZE = 4096
 MAX_SEED = 2**32 - 1  # numpy's and DataLoader workers' seeds must fit 32 bits
 AUTO_AUGMENT = ("randaugment", "trivialaugment", "autoaugment")

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import LucidError
-from ..weights.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "DIGITS_MEAN",
@@ -30,9 +30,11 @@ __all__ = [
     "collate_skipping",
     "decode_image_file",
     "default_preprocessing",
+    "describe_transform",
     "digits_splits",
     "eval_transform",
     "folder_splits",
+    "min_crop_scale",
     "scan_class_folders",
     "train_transform",
 ]
@@ -261,12 +263,28 @@ def decode_image_file(path: str, channels: int) -> torch.Tensor:
         raise ValueError(f"{path}: {e}") from None
 
 
+def min_crop_scale(image_size: int) -> float:
+    """The smallest fraction of an image's area that a training crop at ``image_size`` px may keep.
+
+    0.08, the usual choice for ImageNet, from 224 px up; below that it grows in proportion to
+    ``224 / image_size`` (0.56 at 32 px, 1.0 below 18 px). A small image has little detail to
+    lose: cropped to 8% of its area, a 32 px image keeps 9 px along a side, blown up to 32. With
+    this bound the smallest crop of an image stored at the training size keeps 24 of 32 px along
+    a side, 34 of 64 and 63 of 224.
+    """
+    return min(1.0, 0.08 * max(1.0, 224 / image_size))
+
+
 def train_transform(prep: Preprocessing, auto_augment: str | None = None, random_erase: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Random-resized crop and horizontal flip (then the optional ``auto_augment`` policy), scale to [0, 1],
-    normalise, and erase a random rectangle with probability ``random_erase``."""
+    """Random-resized crop (down to :func:`min_crop_scale` of the area) and horizontal flip (then the
+    optional ``auto_augment`` policy), scale to [0, 1], normalise, and erase a random rectangle with
+    probability ``random_erase``."""
     from torchvision.transforms import v2
 
-    steps = [v2.RandomResizedCrop(prep.image_size, antialias=True), v2.RandomHorizontalFlip()]
+    steps = [
+        v2.RandomResizedCrop(prep.image_size, scale=(min_crop_scale(prep.image_size), 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+    ]
     if auto_augment:
         steps.append(_auto_augment(auto_augment))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(prep.mean), list(prep.std))]
@@ -285,6 +303,17 @@ def eval_transform(prep: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(list(prep.mean), list(prep.std)),
     ])
+
+
+def describe_transform(transform: Callable[[torch.Tensor], torch.Tensor] | None) -> list[str]:
+    """Each step of a per-image pipeline as one line of text, so a run can print and save what it applied.
+
+    ``None`` (images used as they are) gives an empty list.
+    """
+    if transform is None:
+        return []
+    steps = getattr(transform, "transforms", [transform])
+    return [" ".join(repr(step).split()) for step in steps]
 
 
 class ImageFileDataset(Dataset):

@@ -24,8 +24,8 @@ from torch import nn
 
 from ..errors import ConfigError, ConfigTypeError
 from . import distributed, recipe
-from .config import DIGITS_MODEL_DEFAULTS, TrainConfig
-from .data import DataError, Preprocessing, collate_skipping
+from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
+from .data import DataError, Preprocessing, collate_skipping, describe_transform
 from .epoch import EpochResult, Job, train_one_epoch, warn
 from .evaluation import all_finite, evaluate
 from .rundir import METRICS_NAME, RunFolder, fresh_out_dir
@@ -55,8 +55,14 @@ class Data:
     described: dict[str, Any]
 
     @property
+    def transforms(self) -> dict[str, list[str]]:
+        """The training augmentation and the evaluation preprocessing, one line per step."""
+        return {"train": describe_transform(self.train.transform), "eval": describe_transform(self.val.transform)}
+
+    @property
     def metadata(self) -> dict[str, Any]:
-        return {"class_names": self.classes, "preprocessing": self.prep.to_dict(), "dataset": self.described}
+        return {"class_names": self.classes, "preprocessing": self.prep.to_dict(), "dataset": self.described,
+                "transforms": self.transforms}
 
 
 @dataclass
@@ -210,6 +216,8 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
             error = DataError(f"resume: the run's image folder {cfg.data} is no longer there; put it back to continue the run")
             error.field = "resume"  # type: ignore[attr-defined]
             raise error
+        if not cfg.pretrained:
+            overrides = {**FOLDER_MODEL_DEFAULTS, **overrides}
         channels = overrides.get("in_channels", 3)
         if not isinstance(channels, int) or isinstance(channels, bool):
             raise ConfigTypeError(f"in_channels must be an int, got {channels!r}", "in_channels")
@@ -360,6 +368,8 @@ def _announce(cfg: TrainConfig, job: Job, data: Data, progress: Progress) -> Non
           f"{len(data.train)} train / {len(data.val)} val images; {job.runtime.describe()} x{job.info.world_size}; "
           f"{cfg.epochs} epochs of {job.steps_per_epoch} steps, batch {cfg.batch_size}{' per process' if job.info.enabled else ''}; "
           f"writing {cfg.out}", flush=True)
+    print(f"train augmentation: {'; '.join(data.transforms['train']) or 'none'}", flush=True)
+    print(f"eval preprocessing: {'; '.join(data.transforms['eval']) or 'none'}", flush=True)
     if progress.epoch >= cfg.epochs:
         print(f"lucid train: {cfg.out} already finished its {cfg.epochs} epochs", flush=True)
 

@@ -167,16 +167,12 @@ def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32
 
 def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
     """``trained`` with its model run through :func:`lucid.optimize_for_inference` at ``dtype`` (float32, bfloat16, int8)."""
-    import inspect
-
     from .. import optimize_for_inference
 
     if dtype not in INFERENCE_DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(INFERENCE_DTYPES)}, got {dtype!r}", "dtype")
     model = trained.model.to(device)
     if dtype == "int8":
-        if "calibration" not in inspect.signature(optimize_for_inference).parameters:
-            raise ConfigError("dtype int8: this lucid's optimize_for_inference has no int8 support yet; use float32 or bfloat16", "dtype")
         fast = optimize_for_inference(model, dtype=torch.int8, calibration=calibration_batches(trained))
     else:
         fast = optimize_for_inference(model, dtype=getattr(torch, dtype))

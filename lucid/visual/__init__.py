@@ -6,8 +6,8 @@ forward pass with hooks, on the ``meta`` device where the model allows it.
 """
 from __future__ import annotations
 
-from .mermaid import mermaid, module_kind
+from .mermaid import mermaid, mermaid_sections, module_kind
 from .summary import LayerRow, Summary, summary
 from .tracing import count_macs, trace
 
-__all__ = ["summary", "Summary", "LayerRow", "mermaid", "module_kind", "count_macs", "trace"]
+__all__ = ["LayerRow", "Summary", "count_macs", "mermaid", "mermaid_sections", "module_kind", "summary", "trace"]

@@ -2,9 +2,10 @@
 
 Containers become nested subgraphs, leaf modules become nodes labelled with their class
 and ``(input shape) → (output shape)``, coloured by kind (convolution, normalisation,
-activation, pooling, linear). Consecutive sibling calls with the same structure, each
-feeding the next, are drawn once and marked ``x N``; a collapsed container gets Input
-and Output nodes that close the loop. Edges follow the data actually flowing between
+activation, pooling, linear). Consecutive sibling calls, each feeding the next, that are
+identical in structure and in shapes are drawn once and marked ``x N`` (so a ResNet's
+stages stay apart, each with its own shapes, and a stage's identity blocks fold with their
+true count); a collapsed container gets Input and Output nodes that close the loop. Edges follow the data actually flowing between
 modules in a traced forward pass; where several inputs meet, the edges are dashed.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from .tracing import INPUT, Call, Trace, format_shapes, module_tree, trace
 
-__all__ = ["mermaid", "module_kind", "KIND_COLOURS"]
+__all__ = ["COLLAPSE_MODES", "KIND_COLOURS", "mermaid", "mermaid_sections", "module_kind"]
 
 # kind: (fill, stroke); the stroke colour also colours the shape text of the node
 KIND_COLOURS: dict[str, tuple[str, str]] = {
@@ -31,6 +32,7 @@ _LOOP_STYLE = "fill:#e2e8f0,stroke:#64748b,stroke-width:1px;"
 _BOX_STYLE = "fill:#000000,fill-opacity:0.05,stroke:#000000,stroke-opacity:0.75,stroke-width:1px"
 _INIT = '%%{init: {"flowchart":{"curve":"monotoneX","nodeSpacing":50,"rankSpacing":50}} }%%'
 _DIRECTIONS = ("LR", "RL", "TB", "TD", "BT")
+COLLAPSE_MODES = ("shapes", "structure", "none")
 
 # torch.nn source modules that define each kind (subclasses elsewhere inherit the kind)
 _KIND_BY_TORCH_MODULE = {
@@ -73,11 +75,13 @@ class _Item:
 class _Diagram:
     """Turns a trace into Mermaid text: lay out items, connect them, write the lines."""
 
-    def __init__(self, tr: Trace, depth: int, collapse: bool, shapes: bool, direction: str, title: str) -> None:
+    def __init__(self, tr: Trace, depth: int, collapse: str, shapes: bool, direction: str, title: str) -> None:
         self.tr, self.depth, self.collapse, self.shapes, self.direction, self.title = tr, depth, collapse, shapes, direction, title
         self.counter = 0
         self.owner: dict[int, str] = {}  # call index -> id of what stands for it in the picture
         self.edges: set[tuple[str, str]] = set()
+        # collapsed groups (their Output loops back to their Input) -> what feeds their first call
+        self.loops: dict[str, set[str]] = {}
         self.styles: list[tuple[int, str]] = []
         self.lines: list[str] = []
         self._signatures: dict[int, tuple] = {}
@@ -86,27 +90,35 @@ class _Diagram:
         return call.depth <= self.depth and bool(call.children)
 
     def signature(self, call: Call) -> tuple:
-        """Structure of a call as drawn: its class and the runs of equal children inside it.
-
-        Runs of leaves keep their length, runs of containers do not: ResNet stages with
-        different numbers of identical blocks share a signature, while a block with a
-        projection shortcut (one more leaf) differs from one without.
-        """
+        """What must match for two calls to be drawn as one (see :func:`mermaid`'s ``collapse``)."""
         sig = self._signatures.get(call.index)
         if sig is None:
-            if not self.opened(call):
-                sig = ("leaf", type(call.module))
-            else:
-                runs: list[list] = []
-                for child in call.children:
-                    child_sig = self.signature(child)
-                    if runs and runs[-1][0] == child_sig:
-                        runs[-1][1] += 1
-                    else:
-                        runs.append([child_sig, 1])
-                sig = ("box", type(call.module), tuple((s, n if s[0] == "leaf" else 0) for s, n in runs))
+            sig = self._exact(call) if self.collapse == "shapes" else self._structure(call)
             self._signatures[call.index] = sig
         return sig
+
+    def _exact(self, call: Call) -> tuple:
+        """The class, the shapes in and out, and the same of every call inside, all the way down."""
+        inner = tuple(self.signature(child) for child in call.children)
+        return (type(call.module), format_shapes(call.in_shapes), format_shapes(call.out_shapes), inner)
+
+    def _structure(self, call: Call) -> tuple:
+        """Structure as drawn: the class and the runs of equal children inside it.
+
+        Runs of leaves keep their length, runs of containers do not: ResNet stages with
+        different numbers of identical blocks share this signature, while a block with a
+        projection shortcut (one more leaf) differs from one without.
+        """
+        if not self.opened(call):
+            return ("leaf", type(call.module))
+        runs: list[list] = []
+        for child in call.children:
+            child_sig = self.signature(child)
+            if runs and runs[-1][0] == child_sig:
+                runs[-1][1] += 1
+            else:
+                runs.append([child_sig, 1])
+        return ("box", type(call.module), tuple((s, n if s[0] == "leaf" else 0) for s, n in runs))
 
     # ---- layout: which calls become which items
     def _new_id(self) -> str:
@@ -116,7 +128,7 @@ class _Diagram:
     def _runs(self, calls: list[Call]) -> list[list[Call]]:
         runs: list[list[Call]] = []
         for call in calls:
-            if (self.collapse and runs and self.signature(runs[-1][-1]) == self.signature(call)
+            if (self.collapse != "none" and runs and self.signature(runs[-1][-1]) == self.signature(call)
                     and any(runs[-1][-1].contains(s) for s in call.sources)):
                 runs[-1].append(call)
             else:
@@ -160,17 +172,20 @@ class _Diagram:
             for s in first.out_sources:
                 if s != first.index and first.contains(s):
                     self.edges.add((self._source_id(s), f"{item.id}_out"))
-            self.edges.add((f"{item.id}_out", f"{item.id}_in"))
+            self.loops[item.id] = {self._source_id(s) for s in first.sources if not first.contains(s)}
 
     # ---- text
-    def _shape_span(self, calls: list[Call], colour: str | None) -> str:
+    def _shape_span(self, calls: list[Call], colour: str | None, keep_same: bool = False, inline: bool = False) -> str:
+        """``(in) → (out)`` under a label (beside it with ``inline``: Mermaid gives a subgraph
+        title one line); where they are equal nothing, or the shape once with ``keep_same``."""
         if not self.shapes:
             return ""
         before, after = format_shapes(calls[0].in_shapes), format_shapes(calls[-1].out_shapes)
-        if not before or not after or before == after:
+        if not before or not after or (before == after and not keep_same):
             return ""
         style = f"font-size:11px;{f'color:{colour};' if colour else ''}font-weight:400"
-        return f"<br/><span style='{style}'>{_text(before)} → {_text(after)}</span>"
+        text = _text(before) if before == after else f"{_text(before)} → {_text(after)}"
+        return f"{' ' if inline else '<br/>'}<span style='{style}'>{text}</span>"
 
     def _write(self, item: _Item, indent: int, root: bool = False) -> None:
         pad = "  " * indent
@@ -179,7 +194,7 @@ class _Diagram:
         if not item.box:
             kind = module_kind(first.module)
             fill, stroke = KIND_COLOURS.get(kind, (None, None))
-            label = _text(first.type_name) + count + self._shape_span(item.calls, stroke)
+            label = _text(first.type_name) + count + self._shape_span(item.calls, stroke, keep_same=bool(count))
             open_, close = ('(["', '"])') if count else ('["', '"]')
             self.lines.append(f"{pad}{item.id}{open_}{label}{close};")
             if kind:
@@ -188,7 +203,7 @@ class _Diagram:
         if root:
             label = f"<span style='font-size:20px;font-weight:700'>{_text(self.title)}</span>"
         else:
-            label = _text(first.label) + count
+            label = _text(first.label) + count + self._shape_span(item.calls, None, keep_same=True, inline=True)
         self.lines.append(f'{pad}subgraph sg_{item.id}["{label}"]')
         if not root:
             self.lines.append(f"{pad}  direction TB;")
@@ -222,7 +237,12 @@ class _Diagram:
         incoming: dict[str, int] = {}
         for _, dst in self.edges:
             incoming[dst] = incoming.get(dst, 0) + 1
-        self.lines += sorted(f"  {src} {'-.->' if incoming[dst] > 1 else '-->'} {dst};" for src, dst in self.edges)
+        lines = [f"  {src} {'-.->' if incoming[dst] > 1 else '-->'} {dst};" for src, dst in self.edges]
+        # declared Input -> Output with the arrow head at Input: drawn as a loop, laid out top to bottom;
+        # an invisible link puts the group's Input after what feeds the group
+        lines += [f"  {group}_in <-.- {group}_out;" for group in self.loops]
+        lines += [f"  {src} ~~~ {group}_in;" for group, sources in self.loops.items() for src in sources]
+        self.lines += sorted(lines)
         return "\n".join(self.lines) + "\n"
 
 
@@ -230,7 +250,7 @@ def mermaid(
     model: nn.Module,
     input_shape: Any = None,
     depth: int = 2,
-    collapse_repeats: bool = True,
+    collapse: str = "shapes",
     show_shapes: bool = True,
     direction: str = "LR",
     title: str | None = None,
@@ -246,14 +266,44 @@ def mermaid(
             leaves chained in definition order.
         depth: deepest container level drawn as a subgraph (the model is level 0); containers
             below it are single nodes. ``depth=2`` opens a ResNet's stages and blocks.
-        collapse_repeats: draw consecutive identical sibling calls once, marked ``x N``.
+        collapse: which consecutive sibling calls (each feeding the next) are drawn once,
+            marked ``x N``: ``"shapes"`` those identical in structure and in every shape, so
+            the count is true; ``"structure"`` those alike in the layers drawn whatever their
+            shapes (the folded picture: a ResNet's four stages become one ``layer1 x 4``,
+            showing layer1's shapes); ``"none"`` draws every call.
         show_shapes: put ``(in) → (out)`` on the nodes whose shape changes.
         direction: ``"LR"``, ``"RL"``, ``"TB"``, ``"TD"`` or ``"BT"``.
         title: caption of the outer subgraph (default: the model's class name).
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
         raise ValueError(f"depth must be an int >= 0, got {depth!r}")
+    if collapse not in COLLAPSE_MODES:
+        raise ValueError(f"collapse must be one of {', '.join(map(repr, COLLAPSE_MODES))}, got {collapse!r}")
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
     tr = module_tree(model) if input_shape is None else trace(model, input_shape)
-    return _Diagram(tr, depth, collapse_repeats, show_shapes, direction, title or type(model).__name__).render()
+    return _Diagram(tr, depth, collapse, show_shapes, direction, title or type(model).__name__).render()
+
+
+def mermaid_sections(
+    model: nn.Module,
+    input_shape: Any,
+    collapse: str = "shapes",
+    show_shapes: bool = True,
+    direction: str = "TB",
+    title: str | None = None,
+) -> dict[str, str]:
+    """A model as diagrams that read at page width: an overview, then the detail of each part.
+
+    ``"overview"`` draws the model's children, opening each into its own subgraph with the
+    calls inside it as nodes (``depth=1``: a ResNet's stages with their blocks and shapes).
+    Then every child whose own children are containers (a stage's blocks) gets a diagram of
+    its own, keyed by its name, drawn from the input shapes it received in the model.
+    """
+    options = {"collapse": collapse, "show_shapes": show_shapes, "direction": direction}
+    sections = {"overview": mermaid(model, input_shape, depth=1, title=title, **options)}
+    root = trace(model, input_shape).root
+    for call in root.children:
+        if call.path not in sections and any(child.children for child in call.children):
+            sections[call.path] = mermaid(call.module, call.in_shapes, depth=1, title=call.path, **options)
+    return sections

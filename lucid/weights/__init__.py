@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from .conversion import LAYOUTS, convert, detect_layout
 from ..errors import CheckpointError
-from ..io import load_file, load_into, save_file
+from ..io import load_file, load_into, save_file, strip_prefix
 from .pretrained import (
     PretrainedWeights,
     cache_dir,
     download,
+    hub_cache_dir,
     info,
     list_pretrained,
     load_checkpoint,
@@ -23,6 +24,7 @@ __all__ = [
     "convert",
     "detect_layout",
     "download",
+    "hub_cache_dir",
     "info",
     "list_pretrained",
     "load_checkpoint",
@@ -31,4 +33,5 @@ __all__ = [
     "load_pretrained",
     "register_pretrained",
     "save_file",
+    "strip_prefix",
 ]

@@ -17,13 +17,13 @@ torchvision's layout is the plain-stem, plain-shortcut subset of timm's, so conv
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
 from ..errors import CheckpointError
 
-__all__ = ["convert", "detect_layout", "LAYOUTS"]
+__all__ = ["LAYOUTS", "convert", "detect_layout"]
 
 LAYOUTS = ("lucid", "torchvision", "timm")
 

@@ -1,8 +1,10 @@
 """Published ImageNet weights for the presets: a registry per tag, download, verify, convert, load.
 
-The weights are torchvision's own files (``download.pytorch.org``); they are kept in a cache
-folder shared with torchvision when ``LUCID_HOME`` is not set, checked against the SHA-256
-prefix in their file name, renamed to the lucid layout and loaded.
+The weights are torchvision's own files (``download.pytorch.org``), kept in a cache folder
+shared with torchvision when ``LUCID_HOME`` is not set and checked against the SHA-256 prefix
+in their file name, and timm's files on the Hugging Face Hub (tags ``"timm:<name>"``), fetched
+with ``huggingface_hub`` into its cache and checked against the SHA-256 the Hub publishes for
+them. Either is renamed to the lucid layout and loaded.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from torch import nn
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported for older imports)
 from ..errors import CheckpointError
-from ..io import load_file, load_into
+from ..io import load_file, load_into, strip_prefix
 from ..models.presets import PRESETS, PretrainedWeights
 from ..models.registry import get_preset, set_weights_loader
 from .conversion import convert
@@ -29,6 +31,7 @@ __all__ = [
     "PretrainedWeights",
     "cache_dir",
     "download",
+    "hub_cache_dir",
     "info",
     "list_pretrained",
     "load_checkpoint",
@@ -48,7 +51,8 @@ def register_pretrained(weights: PretrainedWeights, default: bool = False) -> Pr
     """
     if not isinstance(weights, PretrainedWeights):
         raise TypeError(f"weights must be a PretrainedWeights, got {type(weights).__name__}")
-    if not (len(weights.sha256) >= 8 and all(c in "0123456789abcdef" for c in weights.sha256)):
+    hub_checked = weights.hf_hub_id is not None and weights.sha256 == ""
+    if not hub_checked and not (len(weights.sha256) >= 8 and all(c in "0123456789abcdef" for c in weights.sha256)):
         raise ValueError(f"sha256 must be at least 8 lowercase hex digits of the file's SHA-256, got {weights.sha256!r}")
     _REGISTRY.setdefault(weights.preset, {})[weights.tag] = weights
     if default or weights.preset not in _DEFAULT_TAG:
@@ -111,9 +115,12 @@ def download(name: str, tag: str | None = None, *, url: str | None = None, progr
     """The verified local file of weights ``(name, tag)``, downloaded into :func:`cache_dir` if needed.
 
     ``url`` replaces the registry's URL (a mirror, or ``file://`` in tests); the file must
-    still have the registered SHA-256 prefix.
+    still have the registered SHA-256 prefix. For weights on the Hugging Face Hub, ``url`` is
+    the Hub server to ask instead of huggingface.co (``HF_ENDPOINT`` works too).
     """
     entry = info(name, tag)
+    if entry.hf_hub_id:
+        return _download_from_hub(entry, endpoint=url)
     if url is not None:
         entry = dataclasses.replace(entry, url=url)
     dest = cache_dir() / entry.filename
@@ -140,6 +147,38 @@ def download(name: str, tag: str | None = None, *, url: str | None = None, progr
             f"(its SHA-256 must start with {entry.sha256}); it will be used from there."
         ) from None
     return dest
+
+
+def hub_cache_dir() -> Path | None:
+    """Where Hub downloads are kept: ``$LUCID_HOME/hub``, else huggingface_hub's own cache (``None``)."""
+    home = os.environ.get("LUCID_HOME")
+    return Path(home).expanduser() / "hub" if home else None
+
+
+def _download_from_hub(entry: PretrainedWeights, endpoint: str | None) -> Path:
+    """Fetch ``entry``'s file through huggingface_hub and check it against the Hub's SHA-256 (its LFS id,
+    which names the file in huggingface_hub's cache) and against ``entry.sha256`` when one is pinned."""
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover - the test environment has it
+        raise ImportError(f"weights {entry.tag!r} live on the Hugging Face Hub: pip install 'lucid[hf]'") from None
+    try:
+        path = Path(hf_hub_download(entry.hf_hub_id, entry.filename, cache_dir=hub_cache_dir(), endpoint=endpoint))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"could not download {entry.hf_hub_id}/{entry.filename} from the Hugging Face Hub ({first})") from None
+    published = Path(os.path.realpath(path)).name
+    if len(published) != 64 or any(c not in "0123456789abcdef" for c in published):
+        raise CheckpointError(f"{path}: the Hub gave no SHA-256 for this file (got {published!r}); it cannot be verified")
+    got = _sha256(path)
+    if got != published or not got.startswith(entry.sha256):
+        expected = published if got != published else f"{entry.sha256}..."
+        raise CheckpointError(
+            f"{path}: SHA-256 {got} is not the published {expected} of {entry.hf_hub_id}/{entry.filename}; "
+            f"the download is corrupt or was changed: delete {Path(os.path.realpath(path))} to fetch it again"
+        )
+    return path
 
 
 def _adapt(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
@@ -180,16 +219,25 @@ def _adapt(model: nn.Module, state_dict: dict[str, torch.Tensor], origin: str) -
 
 
 def load_checkpoint(
-    model: nn.Module, checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor], source: str = "auto"
+    model: nn.Module,
+    checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor],
+    source: str = "auto",
+    prefix: str | None = None,
 ) -> nn.Module:
     """Load a torchvision, timm or lucid checkpoint (file or state dict) into a lucid ``model``.
 
-    The layout is converted (see :func:`~lucid.weights.convert`); a classifier of another
-    size is replaced by a fresh one and other input channels are adapted, each with a warning.
-    Any other mismatch raises :class:`CheckpointError` listing it.
+    Checkpoints of trainers and wrappers load as they are: a Lightning ``.ckpt`` (its
+    ``state_dict``, keys under ``model.``), DistributedDataParallel's ``module.``,
+    ``torch.compile``'s ``_orig_mod.``, a detector's ``backbone.``; ``prefix`` picks the keys
+    under any other (``"student."``). The layout is converted (see
+    :func:`~lucid.weights.convert`); a classifier of another size is replaced by a fresh one
+    and other input channels are adapted, each with a warning. Any other mismatch raises
+    :class:`CheckpointError` listing it.
     """
     origin = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "state_dict"
-    state_dict = load_file(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = load_file(checkpoint, strip_prefixes=False)
+    state_dict = strip_prefix(checkpoint, prefix)
     load_into(model, _adapt(model, convert(state_dict, source, to="lucid"), origin))
     return model
 
@@ -217,7 +265,9 @@ def load_pretrained(
                 f"{preset_name} weights {entry.tag!r} are torchvision's (plain stem and shortcuts, no squeeze-excite); "
                 f"this model sets {', '.join(f'{k}={v!r}' for k, v in used.items())}"
             )
-    return load_checkpoint(model, download(preset_name, entry.tag, url=url, progress=progress), source=entry.layout)
+    load_checkpoint(model, download(preset_name, entry.tag, url=url, progress=progress), source=entry.layout)
+    model.metadata = {**(getattr(model, "metadata", None) or {}), "weights": entry.to_metadata()}
+    return model
 
 
 set_weights_loader(load_pretrained)

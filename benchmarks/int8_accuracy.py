@@ -1,0 +1,63 @@
+"""int8 against float32 on a digits-trained model: validation accuracy of each and top-1 agreement.
+
+Loads a ``lucid train`` run folder trained on the bundled digits, rebuilds its validation split
+(same seed and fraction), calibrates ``optimize_for_inference(dtype=torch.int8)`` on training
+images (no augmentation) and reports accuracy and agreement. With ``--runtimes``, also
+onnxruntime's ``quantize_static`` QDQ model of lucid's export, run by ONNX Runtime and OpenVINO,
+calibrated on the same images.
+
+Usage: ``python benchmarks/int8_accuracy.py RUN_FOLDER [--calibration-batches 8] [--batch-size 64] [--runtimes]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import torch  # noqa: E402
+
+from lucid import optimize_for_inference  # noqa: E402
+from lucid.benchmark import onnx_models, openvino_model, ort_session  # noqa: E402
+from lucid.train.data import digits_splits  # noqa: E402
+from lucid.train.predict import load_trained  # noqa: E402
+
+
+def _logits(run, images: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([torch.as_tensor(run(images[i:i + batch])) for i in range(0, len(images), batch)])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="a lucid train output folder (digits)")
+    p.add_argument("--calibration-batches", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--runtimes", action="store_true", help="also onnxruntime's int8 QDQ model in ONNX Runtime and OpenVINO")
+    args = p.parse_args()
+    trained = load_trained(args.run)
+    model = trained.model.eval()
+    train, val, _, _ = digits_splits(trained.preprocessing.image_size, trained.dataset["val_fraction"], trained.dataset["seed"], augment=False)
+    calibration = [train.images[i:i + args.batch_size] for i in range(0, args.calibration_batches * args.batch_size, args.batch_size)]
+    with torch.no_grad():
+        ref = _logits(model, val.images, args.batch_size)
+    runs = {"lucid int8": optimize_for_inference(model, dtype=torch.int8, calibration=calibration, calibration_batches=len(calibration))}
+    if args.runtimes:
+        paths = onnx_models(model, val.images[:1], Path(tempfile.mkdtemp()), int8=True, calibration=calibration)
+        for name, bind in (("onnxruntime int8 QDQ", ort_session(paths["int8"])), ("openvino int8 QDQ", openvino_model(paths["int8"], None))):
+            runs[name] = lambda x, bind=bind: torch.as_tensor(bind(x.contiguous())()[0])
+    labels = val.targets
+    report = {"run": args.run, "val_images": len(labels), "calibration_images": sum(len(c) for c in calibration),
+              "fp32_acc1": (ref.argmax(1) == labels).float().mean().item()}
+    for name, run in runs.items():
+        out = _logits(run, val.images, args.batch_size)
+        report[f"{name} acc1"] = (out.argmax(1) == labels).float().mean().item()
+        report[f"{name} agreement"] = (out.argmax(1) == ref.argmax(1)).float().mean().item()
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

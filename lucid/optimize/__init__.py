@@ -1,0 +1,151 @@
+"""Inference-speed rewrites of a lucid model: fold BatchNorm, go channels-last, fuse, cast or quantize, compile.
+
+:func:`optimize_for_inference` returns a *new* module; the model passed in is never modified.
+What it does, in order (each step chosen from measurements, see ``benchmarks/results/`` and the
+performance guide):
+
+1. copy the model, switch the copy to eval mode and freeze its parameters;
+2. fold every BatchNorm into the convolution before it (:mod:`lucid.optimize.folding`);
+3. store weights and activations channels-last (NHWC), the layout oneDNN and cuDNN run fastest;
+4. cast to ``dtype`` (bf16 uses AVX512-BF16/AMX on CPUs and tensor cores on GPUs), or for
+   ``torch.int8`` quantize statically on a calibration set (:mod:`lucid.optimize.quantize`);
+5. without ``compile``, rebuild the model on fused kernels by each module class's registered
+   rewrite rule (:mod:`lucid.optimize.rules`): a convolution also applies the ReLU after it and,
+   at the end of every residual block, the shortcut addition and ReLU; on CPU oneDNN's kernels
+   with weights prepacked once (:mod:`lucid.optimize.cpu`), on CUDA cuDNN's, kept per layer
+   unless the plain convolution and epilogue are clearly faster (:mod:`lucid.optimize.cuda`);
+6. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing instead of
+   step 5 (tens of seconds to start; measured no faster than step 5).
+
+The result runs under ``torch.inference_mode`` and takes ordinary NCHW float input.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .folding import fold_batchnorm
+from .model import OptimizedModel
+from .rules import register_rewrite, residual_rule
+
+__all__ = ["OptimizedModel", "fold_batchnorm", "optimize_for_inference", "register_rewrite", "residual_rule"]
+
+_CPU_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
+_CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
+    if len(devices) != 1:
+        raise ValueError(f"optimize_for_inference: the model's tensors must all be on one device, found {sorted(map(str, devices))}")
+    device = devices.pop()
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"optimize_for_inference: the model must be on 'cpu' or 'cuda' with real weights, got device {str(device)!r}")
+    return device
+
+
+def _check_arguments(model: nn.Module, dtype: torch.dtype, compile: bool, cuda_graph: bool, calibration: Any) -> torch.device:
+    from ..models.resnet import ResNet
+
+    if not isinstance(model, ResNet):
+        raise TypeError(
+            "optimize_for_inference expects a lucid ResNet/ResNeXt model (lucid.models.create_model or "
+            f"from_pretrained), got {type(model).__module__}.{type(model).__qualname__}; "
+            "load other checkpoints into a lucid model first (lucid.weights)"
+        )
+    for name, flag in (("compile", compile), ("cuda_graph", cuda_graph)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"optimize_for_inference: {name} must be a bool, got {flag!r}")
+    device = _model_device(model)
+    if cuda_graph and device.type != "cuda":
+        raise ValueError(f"optimize_for_inference: cuda_graph=True needs a model on a CUDA device, got one on {device.type!r}")
+    if cuda_graph and compile:
+        raise ValueError("optimize_for_inference: choose compile=True or cuda_graph=True, not both (the compiled path is not captured)")
+    allowed = _CUDA_DTYPES if device.type == "cuda" else _CPU_DTYPES
+    if dtype not in allowed:
+        raise ValueError(f"optimize_for_inference: dtype must be one of {[str(d) for d in allowed]} on {device.type}, got {dtype!r}")
+    if dtype == torch.int8:
+        if compile:
+            raise ValueError("optimize_for_inference: compile=True does not apply to dtype=torch.int8 (it runs oneDNN's int8 kernels directly)")
+        if model.training:
+            raise ValueError(
+                "optimize_for_inference(dtype=torch.int8): the model is in train mode; call model.eval() first "
+                "(calibration measures the activations of the eval-mode model)"
+            )
+    elif calibration is not None:
+        raise ValueError(f"optimize_for_inference: calibration= applies to dtype=torch.int8 only, got dtype={dtype}")
+    return device
+
+
+def _fused_net(net: nn.Module, device: torch.device) -> tuple[nn.Module, str]:
+    """``net`` rebuilt on the device's fused kernels, and the backend's name."""
+    from .rules import rewrite
+
+    if device.type == "cuda" and torch.backends.cudnn.is_available():
+        from .cuda import CuDNNConv2d
+
+        return rewrite(net, CuDNNConv2d), "cudnn-fused"
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        from .cpu import OneDNNConv2d
+
+        return rewrite(net, OneDNNConv2d), "onednn-fused"
+    return net, "eager"
+
+
+def optimize_for_inference(
+    model: nn.Module,
+    *,
+    dtype: torch.dtype = torch.float32,
+    compile: bool = False,
+    cuda_graph: bool = False,
+    calibration: Iterable[Any] | None = None,
+    calibration_batches: int = 8,
+) -> OptimizedModel:
+    """A new, faster, eval-mode copy of a lucid ResNet/ResNeXt with the same outputs.
+
+    Args:
+        model: a lucid model (``lucid.models.create_model(...)`` or ``from_pretrained``) on CPU or
+            CUDA. For float dtypes a model in train mode is accepted: the copy runs in eval mode
+            (BatchNorm uses its running statistics). For int8 it must be in eval mode. The model
+            itself is not modified.
+        dtype: ``torch.float32`` (same numbers to ~1e-6), ``torch.bfloat16`` (AVX512-BF16/AMX or
+            tensor cores; logits within bf16 rounding), ``torch.float16`` on CUDA, or ``torch.int8``
+            on CPU: static post-training quantization (int8 weights per output channel, uint8
+            activations per tensor, calibrated on ``calibration``) run on oneDNN's int8 kernels
+            (VNNI/AMX where the CPU has them). Needs torchao (``pip install "lucid[quantize]"``).
+        compile: ``torch.compile`` the folded model with inductor's freezing instead of running the
+            fused oneDNN/cuDNN kernels directly. The first call compiles (tens of seconds), as does
+            every new input shape. Not for int8.
+        cuda_graph: on CUDA, capture each input shape as a CUDA graph at its first call and replay
+            it afterwards, which removes the per-kernel launch cost (large at small batches). Each
+            captured shape keeps its own memory, so it is off by default; not combinable with ``compile``.
+        calibration: for int8, an iterable of image batches ``(N, C, H, W)`` or ``(images, labels)``
+            pairs, preprocessed as for the model (e.g. a training ``DataLoader``).
+        calibration_batches: how many batches of ``calibration`` to use; fewer raise an error.
+
+    Returns:
+        an :class:`OptimizedModel` taking ordinary NCHW float input and returning float logits in the
+        input's dtype (float32 for int8).
+    """
+    device = _check_arguments(model, dtype, compile, cuda_graph, calibration)
+    batches = None
+    if dtype == torch.int8:
+        from .quantize import calibration_batches as check_calibration
+
+        batches = check_calibration(calibration, model.config.in_channels, calibration_batches)
+    net = copy.deepcopy(model).eval().requires_grad_(False)
+    fold_batchnorm(net)
+    if batches is not None:
+        from .quantize import quantize_int8
+
+        net, backend = quantize_int8(net, batches), "onednn-int8 (torchao pt2e)"
+    elif compile:
+        net = torch.compile(net.to(dtype=dtype, memory_format=torch.channels_last), options={"freezing": True})
+        backend = "inductor+freezing"
+    else:
+        net, backend = _fused_net(net.to(dtype=dtype, memory_format=torch.channels_last), device)
+    return OptimizedModel(net, dtype=dtype, device=device, in_channels=model.config.in_channels, backend=backend, cuda_graph=cuda_graph)

@@ -1,0 +1,161 @@
+"""int8 inference on CPU: static post-training quantization with torchao's PT2E flow, run on oneDNN's int8 kernels.
+
+The model is captured with ``torch.export``, annotated by torchao's ``X86InductorQuantizer``
+(int8 weights, symmetric and per output channel; uint8 activations, one scale per tensor),
+calibrated on real input batches, converted, then lowered to oneDNN's quantized convolutions
+(``onednn.qconv_pointwise``: convolution, bias, ReLU and the residual addition in one kernel,
+with int8 weights prepacked once per input shape); the stem's max-pool runs on the uint8 codes. Input and output stay float: the first op
+quantizes the images and the last dequantizes the logits.
+
+torchao is imported only here (``pip install "lucid[quantize]"``).
+"""
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .rules import tracing
+
+__all__ = ["Int8Net", "calibration_batches", "quantize_int8"]
+
+
+def _images_of(item: Any, index: int, in_channels: int) -> torch.Tensor:
+    """The image batch of one calibration item (a tensor, or the first element of an (images, labels) pair)."""
+    x = item[0] if isinstance(item, (tuple, list)) and item else item
+    where = f"calibration batch {index}"
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{where}: expected a tensor of images (N, {in_channels}, H, W) or an (images, labels) pair, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != in_channels or x.shape[0] < 1:
+        raise ValueError(f"{where}: expected images of shape (N, {in_channels}, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{where}: expected float images (normalized as for the model), got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{where}: images hold non-finite values (NaN or inf)")
+    return x.detach().to("cpu", torch.float32)
+
+
+def calibration_batches(calibration: Iterable[Any] | None, in_channels: int, count: int) -> list[torch.Tensor]:
+    """The first ``count`` image batches of ``calibration``, checked; an error if it holds fewer."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"optimize_for_inference: calibration_batches must be a positive int, got {count!r}")
+    if calibration is None:
+        raise ValueError(
+            "optimize_for_inference(dtype=torch.int8) needs calibration=: an iterable of image batches or "
+            "(images, labels) pairs from the training data (e.g. a DataLoader), to measure activation ranges"
+        )
+    if isinstance(calibration, torch.Tensor):
+        raise TypeError("optimize_for_inference: calibration must be an iterable of batches (e.g. a list of tensors or a DataLoader), got one tensor")
+    batches: list[torch.Tensor] = []
+    for item in calibration:
+        batches.append(_images_of(item, len(batches), in_channels))
+        if len(batches) == count:
+            break
+    if len(batches) < count:
+        raise ValueError(
+            f"optimize_for_inference: calibration gave {len(batches)} batch(es), expected at least calibration_batches={count}; "
+            "pass more batches or a lower calibration_batches"
+        )
+    return batches
+
+
+def max_pool_codes(codes: torch.Tensor, kernel: list[int], stride: list[int], padding: list[int] = (0, 0),
+                   dilation: list[int] = (1, 1), ceil_mode: bool = False) -> torch.Tensor:
+    """Max-pool uint8 activation codes directly (bf16 holds 0..255 exactly; its padding is -inf like float's)."""
+    return F.max_pool2d(codes.to(torch.bfloat16), kernel, stride or kernel, padding, dilation, ceil_mode).to(torch.uint8)
+
+
+def pool_in_uint8(graph_module: torch.fx.GraphModule) -> int:
+    """Replace ``quantize(max_pool(dequantize(codes)))`` with the same (scale, zero point) on both sides by
+    :func:`max_pool_codes`, in place; returns how many were replaced.
+
+    The maximum commutes with a quantization whose scale is positive, so the result is the same
+    codes, without three full element-wise passes over the stem's output in float32.
+    """
+    ops = torch.ops.quantized_decomposed
+    replaced = 0
+    for node in list(graph_module.graph.nodes):
+        if node.target != ops.quantize_per_tensor.default:
+            continue
+        item = node.args[0]
+        pool = item.args[0] if item.op == "call_function" and item.target is operator.getitem and item.args[1] == 0 else None
+        if pool is None or pool.target != torch.ops.aten.max_pool2d_with_indices.default or len(pool.users) != 1:
+            continue
+        dq = pool.args[0]
+        if dq.target != ops.dequantize_per_tensor.default or tuple(dq.args[1:]) != tuple(node.args[1:]) or len(dq.users) != 1:
+            continue
+        with graph_module.graph.inserting_before(node):
+            codes = graph_module.graph.call_function(max_pool_codes, (dq.args[0], *pool.args[1:]))
+        node.replace_all_uses_with(codes)
+        for dead in (node, item, pool, dq):
+            graph_module.graph.erase_node(dead)
+        replaced += 1
+    graph_module.recompile()
+    return replaced
+
+
+class Int8Net(nn.Module):
+    """A quantized model lowered to oneDNN's int8 kernels once per input shape.
+
+    Lowering specializes the graph and prepacks the int8 weights for one input shape (a few
+    seconds), so the first call at each new shape is slow; every shape keeps its lowered graph.
+    """
+
+    def __init__(self, quantized: torch.fx.GraphModule) -> None:
+        super().__init__()
+        self.quantized = quantized
+        self._lowered: dict[tuple[torch.Size, bool], torch.fx.GraphModule] = {}
+
+    def __getstate__(self) -> dict:
+        # lowered graphs hold prepacked oneDNN weights that cannot be copied; a copy lowers its own
+        state = self.__dict__.copy()
+        state["_lowered"] = {}
+        return state
+
+    def train(self, mode: bool = True) -> Int8Net:
+        # the quantized graph is fixed in eval mode (torchao refuses train()/eval() on exported graphs)
+        if mode:
+            raise RuntimeError("an int8 model is inference-only")
+        self.training = False
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tracing():
+            raise RuntimeError(
+                "an int8 optimize_for_inference() module runs prepacked oneDNN kernels and cannot be compiled, exported "
+                "or traced; export the plain model (lucid.export.to_onnx) and quantize it with the runtime's tools"
+            )
+        key = (x.shape, x.is_contiguous(memory_format=torch.channels_last))
+        if key not in self._lowered:
+            from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
+
+            lowered = lower_pt2e_quantized_to_x86(copy.deepcopy(self.quantized), (x,))
+            pool_in_uint8(lowered)
+            self._lowered[key] = lowered
+        return self._lowered[key](x)
+
+
+def quantize_int8(net: nn.Module, batches: list[torch.Tensor]) -> Int8Net:
+    """Quantize a BatchNorm-folded eval-mode float32 CPU model, calibrated on ``batches``."""
+    from torch.export import Dim
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    example = batches[0].contiguous(memory_format=torch.channels_last)
+    dynamic = ({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)  # any batch size and resolution
+    captured = torch.export.export(net, (example,), dynamic_shapes=dynamic).module()
+    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(captured, quantizer)
+    with torch.no_grad():
+        for x in batches:
+            prepared(x.contiguous(memory_format=torch.channels_last))
+    return Int8Net(convert_pt2e(prepared))
+

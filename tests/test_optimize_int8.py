@@ -1,0 +1,130 @@
+"""int8 optimize_for_inference: accuracy and top-1 agreement with float32 on a model trained here, and clear refusals."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("torchao")
+
+import lucid  # noqa: E402
+from lucid.benchmark import randomize_batchnorm  # noqa: E402
+from lucid.models import ResNeXt, ResNeXtConfig  # noqa: E402
+from lucid.train.data import digits_splits  # noqa: E402
+
+SMALL = dict(cardinality=4, base_width=8, layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10, in_channels=1, stem_width=16)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A small ResNeXt trained for a few seconds on the bundled digits at 16x16: (model, train images, val images, val labels)."""
+    torch.manual_seed(0)
+    train, val, _, _ = digits_splits(image_size=16, val_fraction=0.2, seed=0, augment=False)
+    model = ResNeXt(ResNeXtConfig(**SMALL))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        order = torch.randperm(len(train.targets), generator=g)
+        for i in range(0, len(order), 64):
+            idx = order[i:i + 64]
+            loss = nn.functional.cross_entropy(model(train.images[idx]), train.targets[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval(), train.images, val.images, val.targets
+
+
+def _batches(images: torch.Tensor, size: int = 64) -> list[torch.Tensor]:
+    return [images[i:i + size] for i in range(0, len(images), size)]
+
+
+def test_int8_keeps_accuracy_and_agrees_with_float32(trained) -> None:
+    model, train_images, val_images, val_labels = trained
+    with torch.no_grad():
+        ref = model(val_images)
+    acc_fp32 = (ref.argmax(1) == val_labels).float().mean().item()
+    assert acc_fp32 > 0.85  # the model really learned, so agreement below means something
+    fast = lucid.optimize_for_inference(model, dtype=torch.int8, calibration=_batches(train_images), calibration_batches=8)
+    assert fast.dtype == torch.int8 and fast.backend.startswith("onednn-int8")
+    out = torch.cat([fast(b) for b in _batches(val_images)])
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    acc_int8 = (out.argmax(1) == val_labels).float().mean().item()
+    agreement = (out.argmax(1) == ref.argmax(1)).float().mean().item()
+    assert abs(acc_int8 - acc_fp32) <= 0.015, (acc_fp32, acc_int8)
+    assert agreement >= 0.97, agreement
+    # quantization error is small relative to the logits, but present (it really is int8)
+    rel = ((out - ref).abs().max() / ref.abs().max()).item()
+    assert 1e-4 < rel < 0.2, rel
+
+
+def test_int8_takes_image_label_pairs_and_any_batch_size(trained) -> None:
+    model, train_images, val_images, _ = trained
+    labels = torch.zeros(len(train_images), dtype=torch.long)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train_images, labels), batch_size=32)
+    fast = lucid.optimize_for_inference(model, dtype=torch.int8, calibration=loader, calibration_batches=4)
+    with torch.no_grad():
+        ref = model(val_images[:5])
+    for n in (5, 1, 5):  # a new batch size lowers again; the first shape is reused
+        out = fast(val_images[:n])
+        assert out.shape == (n, 10)
+        assert (out.argmax(1) == ref[:n].argmax(1)).float().mean().item() >= 0.8
+    assert out.to(torch.float64).dtype == torch.float64 and fast(val_images[:5].double()).dtype == torch.float64
+    assert not model.training  # the model is untouched
+
+
+def _tiny() -> nn.Module:
+    return randomize_batchnorm(ResNeXt(ResNeXtConfig(**SMALL))).eval()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(), ValueError, "needs calibration="),
+        (dict(calibration=[torch.randn(2, 1, 16, 16)] * 2, calibration_batches=3), ValueError, "calibration gave 2 batch"),
+        (dict(calibration=[torch.randn(2, 3, 16, 16)]), ValueError, "calibration batch 0: expected images of shape"),
+        (dict(calibration=[torch.full((2, 1, 16, 16), float("nan"))]), ValueError, "non-finite"),
+        (dict(calibration=[torch.zeros(2, 1, 16, 16, dtype=torch.uint8)]), ValueError, "expected float images"),
+        (dict(calibration=["x"]), TypeError, "expected a tensor of images"),
+        (dict(calibration=torch.randn(2, 1, 16, 16)), TypeError, "got one tensor"),
+        (dict(calibration=[torch.randn(2, 1, 16, 16)], calibration_batches=0), ValueError, "calibration_batches must be a positive int"),
+        (dict(calibration=[torch.randn(2, 1, 16, 16)], compile=True), ValueError, "compile=True does not apply"),
+    ],
+)
+def test_int8_refuses_bad_calibration(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        lucid.optimize_for_inference(_tiny(), dtype=torch.int8, **{"calibration_batches": 1, **kwargs})
+
+
+def test_int8_refuses_train_mode_and_calibration_for_float() -> None:
+    model = _tiny().train()
+    with pytest.raises(ValueError, match="train mode; call model.eval"):
+        lucid.optimize_for_inference(model, dtype=torch.int8, calibration=[torch.randn(2, 1, 16, 16)], calibration_batches=1)
+    with pytest.raises(ValueError, match="applies to dtype=torch.int8 only"):
+        lucid.optimize_for_inference(model.eval(), calibration=[torch.randn(2, 1, 16, 16)])
+
+
+def test_int8_module_refuses_compile_export_and_trace() -> None:
+    model = _tiny()
+    x = torch.randn(2, 1, 16, 16)
+    fast = lucid.optimize_for_inference(model, dtype=torch.int8, calibration=[x], calibration_batches=1)
+    for capture in (lambda: torch.compile(fast, backend="eager")(x), lambda: torch.export.export(fast, (x,)), lambda: torch.jit.trace(fast, (x,))):
+        with pytest.raises(RuntimeError, match="export the plain model"):
+            capture()
+
+
+def test_max_pool_on_uint8_codes_gives_the_same_codes() -> None:
+    from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
+
+    from lucid.optimize.quantize import pool_in_uint8
+
+    x = torch.randn(3, 1, 32, 32)
+    fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1)
+    plain = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
+    pooled = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
+    assert pool_in_uint8(pooled) == 1  # the stem's max-pool
+    assert "max_pool2d_with_indices" not in pooled.code
+    with torch.no_grad():
+        assert torch.equal(pooled(x), plain(x))
+        assert torch.equal(fast(x), plain(x))
