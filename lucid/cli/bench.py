@@ -10,6 +10,7 @@ from .common import CLIError, add_set, load_model, parse_set
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``bench`` subcommand and its options."""
     p = sub.add_parser(
         "bench",
         help="time lucid against torchvision, timm, OpenVINO and ONNX Runtime on the same weights and input",
@@ -35,6 +36,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the benchmark the parsed options ask for; returns the exit status."""
     import torch
 
     from ..benchmark import (

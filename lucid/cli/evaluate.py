@@ -9,6 +9,7 @@ from .common import add_inference_args, load_trained_args, positive
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``eval`` subcommand and its options."""
     p = sub.add_parser("eval", help="top-1/top-5 accuracy and loss of a trained model on an image folder")
     add_inference_args(p)
     p.add_argument("--data", metavar="DIR", default=None, help="class folders (DIR/val is used when present; default for digits models: their validation split)")
@@ -20,6 +21,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the evaluation the parsed options ask for; returns the exit status."""
     from ..train.predict import evaluate_digits, evaluate_folder
 
     positive(args, "batch_size")

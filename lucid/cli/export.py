@@ -10,6 +10,7 @@ from .common import CLIError, add_set, load_model, parse_set, parse_shape
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``export`` subcommand and its options."""
     p = sub.add_parser("export", help="export a model to ONNX or torch.export, optionally verified")
     p.add_argument("model", metavar="NAME_OR_FOLDER", help="a preset name (see `lucid models`) or a save_pretrained folder")
     p.add_argument("--format", choices=("onnx", "torch"), default="onnx",
@@ -27,6 +28,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the exported file the parsed options ask for; returns the exit status."""
     from .. import export
 
     if not math.isfinite(args.tolerance) or args.tolerance < 0:

@@ -7,12 +7,14 @@ from .common import CLIError
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``models`` subcommand and its options."""
     p = sub.add_parser("models", help="list the model presets with their parameters and GMACs at 224x224")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'resnext*'")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the presets the parsed options ask for; returns the exit status."""
     import torch
 
     from ..models import create_model, list_models

@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``plot`` subcommand and its options."""
     p = sub.add_parser("plot", help="learning curves of a run (loss, accuracy, learning rate per epoch) as a PNG")
     p.add_argument("run", metavar="RUN", help="a lucid train output folder (with metrics.jsonl)")
     p.add_argument("--out", metavar="PNG", default=None, help="file to write (default RUN/curves.png)")
@@ -13,6 +14,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the learning curves the parsed options ask for; returns the exit status."""
     from ..train.plots import plot_curves
     from ..train.rundir import read_metrics
 

@@ -9,6 +9,7 @@ from .common import add_inference_args, load_trained_args
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``predict`` subcommand and its options."""
     p = sub.add_parser("predict", help="top-k classes of a trained model for each image")
     add_inference_args(p)
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -18,6 +19,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the predictions the parsed options ask for; returns the exit status."""
     from ..train.predict import predict_images
 
     trained, device, amp = load_trained_args(args)

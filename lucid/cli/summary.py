@@ -9,6 +9,7 @@ from .common import add_set, load_model, parse_set, parse_shape
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``summary`` subcommand and its options."""
     p = sub.add_parser("summary", help="per-layer table (shapes, parameters, MACs) or Mermaid diagram of a model")
     p.add_argument("model", metavar="NAME_OR_FOLDER", help="a preset name (see `lucid models`) or a save_pretrained folder")
     p.add_argument("--input-shape", metavar="N,C,H,W", help="input shape (default 1,IN_CHANNELS,224,224)")
@@ -25,6 +26,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the summary of a model the parsed options ask for; returns the exit status."""
     import contextlib
 
     import torch

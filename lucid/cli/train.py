@@ -42,6 +42,7 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field) -> None:
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``train`` subcommand and its options."""
     from ..train.config import TrainConfig
 
     p = sub.add_parser(
@@ -65,6 +66,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the training run the parsed options ask for; returns the exit status."""
     from ..train.config import TrainConfig
     from ..train.distributed import launch_local
     from ..train.engine import fit

@@ -8,6 +8,7 @@ from .common import CLIError, add_set, load_model, parse_set
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """Declare the ``weights`` subcommand and its options."""
     p = sub.add_parser("weights", help="published weights; convert and import torchvision/timm checkpoints")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     q = actions.add_parser("list", help="presets with published weights: tags, ImageNet accuracy, preprocessing")
@@ -35,6 +36,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the weights action the parsed options ask for; returns the exit status."""
     from .. import weights
 
     if args.action == "list":

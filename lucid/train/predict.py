@@ -143,7 +143,8 @@ def _digits_split(trained: Trained) -> tuple[float, int]:
 
 
 def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32) -> list[torch.Tensor]:
-    """A few batches of the model's training images, preprocessed as for evaluation (to calibrate int8)."""
+    """``batches`` batches of (at most ``batch_size``) training images of the model, preprocessed as for
+    evaluation, to calibrate int8."""
     from .data import (
         ImageFileDataset,
         digits_splits,
@@ -162,7 +163,8 @@ def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32
         transform = eval_transform(trained.preprocessing)
         dataset = ImageFileDataset(samples[: batches * batch_size], trained.preprocessing.channels, transform)
         images = [item[0] for item in dataset if not isinstance(item, str)]
-    return [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    size = max(1, -(-len(images) // batches))  # a small training set still gives `batches` batches
+    return [torch.stack(images[i:i + size]) for i in range(0, len(images), size)]
 
 
 def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:

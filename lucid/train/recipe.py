@@ -86,9 +86,11 @@ class Schedule:
             self.plateau.step(val_acc1)
 
     def state_dict(self) -> dict[str, Any]:
+        """Both schedulers' state, for ``last.pt``."""
         return {**self.per_step.state_dict(), "plateau": self.plateau.state_dict() if self.plateau else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         state = dict(state)
         plateau = state.pop("plateau", None)
         self.per_step.load_state_dict(state)

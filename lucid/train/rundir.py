@@ -121,6 +121,7 @@ class RunFolder:
 
     @property
     def state_file(self) -> Path:
+        """The run's training state, ``last.pt``."""
         return self.path / STATE_NAME
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
