@@ -88,7 +88,7 @@ def test_folder_runs_from_scratch_start_residual_blocks_as_identities(folder: Pa
     from lucid.models import create_model
     from lucid.train import engine
 
-    _, _, _, _, overrides, _ = engine._build_datasets(TrainConfig(data=str(folder), image_size=32, **TINY))
+    overrides = engine.build_data(TrainConfig(data=str(folder), image_size=32, **TINY)).overrides
     model = create_model("resnet_18", **overrides).eval()
     block = model.layer1[1]  # no downsampling shortcut: the block is relu(x + branch(x))
     x = torch.randn(2, 8, 8, 8)
@@ -97,8 +97,8 @@ def test_folder_runs_from_scratch_start_residual_blocks_as_identities(folder: Pa
     assert json.loads((run[0] / "config.json").read_text())["zero_init_residual"] is True
     # --set wins, and published weights are not given an initialisation they would replace.
     chosen = TrainConfig(data=str(folder), model="resnet_18", overrides={"zero_init_residual": False})
-    assert engine._build_datasets(chosen)[4]["zero_init_residual"] is False
-    assert "zero_init_residual" not in engine._build_datasets(TrainConfig(data=str(folder), model="resnet_18", pretrained=True))[4]
+    assert engine.build_data(chosen).overrides["zero_init_residual"] is False
+    assert "zero_init_residual" not in engine.build_data(TrainConfig(data=str(folder), model="resnet_18", pretrained=True)).overrides
 
 
 def test_training_crops_are_milder_on_small_images() -> None:
