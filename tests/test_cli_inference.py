@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from test_train import _one_line_error, make_folder, one_thread, tiny_config  # noqa: F401
 
 from lucid.cli import main
 from lucid.train.engine import fit
-from test_train import _one_line_error, make_folder, one_thread, tiny_config  # noqa: F401
 
 
 @pytest.fixture(scope="module")

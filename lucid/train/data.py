@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import LucidError
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import LucidError
 
 __all__ = [
     "DIGITS_MEAN",
