@@ -7,8 +7,9 @@ import importlib
 import inspect
 import io
 import pkgutil
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

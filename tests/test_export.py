@@ -14,8 +14,8 @@ ort = pytest.importorskip("onnxruntime")
 
 import lucid.models as models  # noqa: E402
 from lucid import export  # noqa: E402
-from lucid.cli import main  # noqa: E402
 from lucid.benchmark import randomize_batchnorm  # noqa: E402
+from lucid.cli import main  # noqa: E402
 
 SIZE = 64  # small images keep the suite fast; the graph is the same at 224
 RTOL = 1e-4  # max|exported - pytorch| / max|pytorch|

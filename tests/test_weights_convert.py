@@ -6,7 +6,7 @@ that reads torchvision/timm key names directly. Run with ``-s`` to see the measu
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import lucid.models as models
-from lucid.models import BasicBlock
 from lucid.benchmark import randomize_batchnorm
+from lucid.models import BasicBlock
 from lucid.weights import CheckpointError, load_file, load_into, save_file
 
 

@@ -1,9 +1,9 @@
 """Checkpoints: safe file I/O, torchvision/timm conversion and published pretrained weights."""
 from __future__ import annotations
 
-from .conversion import LAYOUTS, convert, detect_layout
 from ..errors import CheckpointError
 from ..io import load_file, load_into, save_file, strip_prefix
+from .conversion import LAYOUTS, convert, detect_layout
 from .pretrained import (
     PretrainedWeights,
     cache_dir,

@@ -12,10 +12,8 @@ import dataclasses
 import hashlib
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
-from urllib.parse import unquote, urlparse
 
 import torch
 from torch import nn
