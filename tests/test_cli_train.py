@@ -22,7 +22,7 @@ def test_every_field_is_a_flag_whose_help_shows_the_default() -> None:
         assert f.metadata["help"] in action.help
         if f.default not in (None, dataclasses.MISSING) and not isinstance(f.default, bool):
             assert f"(default {f.default})" in action.help, f.name
-    assert "(default 15)" in actions["epochs"].help and actions["sched"].choices == ("cosine", "step", "plateau")
+    assert "(default 8)" in actions["epochs"].help and actions["sched"].choices == ("cosine", "step", "plateau")
 
 
 def test_flags_parse_to_the_fields_and_absent_flags_keep_the_config_defaults() -> None:
