@@ -104,8 +104,8 @@ def build_preset(preset: Preset, num_classes: int, kwargs: dict[str, Any]) -> nn
 def _refuse_fixed(preset: Preset, kwargs: dict[str, Any]) -> None:
     fixed = preset.fixed
     overridden = sorted(set(kwargs) & set(fixed))
-    if preset.model.__name__ == "ResNeXt" and isinstance(kwargs.get("block_args"), dict):
-        overridden += sorted(set(kwargs["block_args"]) & {"cardinality", "base_width"})
+    if isinstance(kwargs.get("block_args"), dict):  # a ResNeXt's fixed widths cannot come in through block_args
+        overridden += sorted(set(kwargs["block_args"]) & set(fixed) - {"block", "layers"})
     if overridden:
         what = "preset layers, cardinality, or base_width" if "cardinality" in fixed else "preset block or layers"
         config_name = preset.model.config_class.__name__
