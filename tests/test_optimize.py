@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -200,3 +202,40 @@ def test_cuda_graph_replays_each_shape_and_returns_fresh_outputs() -> None:
         assert nn.functional.cosine_similarity(out, reference[n], dim=1).min().item() >= 0.99
     assert _rel_err(again, first) < 1e-2  # a replay computes what the first (uncaptured) call did
     assert copy.deepcopy(graphed)._captured == {}
+
+
+_FAULTS_PER_CALL = """
+import resource, sys, torch, lucid
+from lucid.models import create_model
+torch.manual_seed(0)
+fast = lucid.optimize_for_inference(create_model("resnet_50").eval(), retain_memory=sys.argv[1] == "1")
+x = torch.randn(4, 3, 224, 224)
+for _ in range(3):
+    fast(x)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    fast(x)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+"""
+
+
+def _faults_per_call(retain: bool) -> float:
+    # a fresh process each: the C library's settings and heap are process-wide
+    done = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL, str(int(retain))], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.split()[-1])
+
+
+def test_cpu_inference_reuses_its_memory_instead_of_page_faulting() -> None:
+    from lucid.optimize.memory import retain_freed_memory
+
+    if not retain_freed_memory():
+        pytest.skip("the C library is not glibc")
+    kept, returned = _faults_per_call(True), _faults_per_call(False)
+    assert returned > 1000  # glibc's defaults hand the activations back and fault them in again on every call
+    assert kept < returned / 20
+
+
+def test_retain_memory_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="retain_memory must be a bool"):
+        lucid.optimize_for_inference(_model("basic"), retain_memory="no")

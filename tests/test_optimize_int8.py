@@ -128,3 +128,23 @@ def test_max_pool_on_uint8_codes_gives_the_same_codes() -> None:
     with torch.no_grad():
         assert torch.equal(pooled(x), plain(x))
         assert torch.equal(fast(x), plain(x))
+
+
+def test_max_pool_codes_matches_float_max_pool_for_every_window_shape() -> None:
+    """The uint8 pool against torch's float max-pool over kernels, strides, paddings, dilations and ceil mode."""
+    import itertools
+
+    from lucid.optimize.quantize import max_pool_codes
+
+    torch.manual_seed(0)
+    checked = 0
+    for h, w, k, s, p, d, ceil in itertools.product((7, 8, 13), (9, 12), (1, 2, 3), (1, 2, 3), (0, 1), (1, 2), (False, True)):
+        if p > k // 2 or (k - 1) * d + 1 > min(h, w) + 2 * p:
+            continue  # torch refuses these shapes
+        codes = torch.randint(0, 256, (2, 5, h, w), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+        expected = torch.nn.functional.max_pool2d(codes.float(), k, s, p, d, ceil).to(torch.uint8)
+        got = max_pool_codes(codes, [k, k], [s, s], [p, p], [d, d], ceil)
+        assert torch.equal(got, expected), (h, w, k, s, p, d, ceil)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        checked += 1
+    assert checked > 300

@@ -6,16 +6,18 @@ performance guide):
 
 1. copy the model, switch the copy to eval mode and freeze its parameters;
 2. fold every BatchNorm into the convolution before it (:mod:`lucid.optimize.folding`);
-3. store weights and activations channels-last (NHWC), the layout oneDNN and cuDNN run fastest;
-4. cast to ``dtype`` (bf16 uses AVX512-BF16/AMX on CPUs and tensor cores on GPUs), or for
+3. on CPU, keep freed memory in the process (:mod:`lucid.optimize.memory`), so repeated calls
+   reuse their activation pages instead of page-faulting fresh ones;
+4. store weights and activations channels-last (NHWC), the layout oneDNN and cuDNN run fastest;
+5. cast to ``dtype`` (bf16 uses AVX512-BF16/AMX on CPUs and tensor cores on GPUs), or for
    ``torch.int8`` quantize statically on a calibration set (:mod:`lucid.optimize.quantize`);
-5. without ``compile``, rebuild the model on fused kernels by each module class's registered
+6. without ``compile``, rebuild the model on fused kernels by each module class's registered
    rewrite rule (:mod:`lucid.optimize.rules`): a convolution also applies the ReLU after it and,
    at the end of every residual block, the shortcut addition and ReLU; on CPU oneDNN's kernels
    with weights prepacked once (:mod:`lucid.optimize.cpu`), on CUDA cuDNN's, kept per layer
    unless the plain convolution and epilogue are clearly faster (:mod:`lucid.optimize.cuda`);
-6. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing instead of
-   step 5 (tens of seconds to start; measured no faster than step 5).
+7. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing instead of
+   step 6 (tens of seconds to start; measured no faster than step 6).
 
 The result runs under ``torch.inference_mode`` and takes ordinary NCHW float input.
 """
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from .folding import fold_batchnorm
+from .memory import retain_freed_memory
 from .model import OptimizedModel
 from .rules import register_rewrite, residual_rule
 
@@ -48,7 +51,9 @@ def _model_device(model: nn.Module) -> torch.device:
     return device
 
 
-def _check_arguments(model: nn.Module, dtype: torch.dtype, compile: bool, cuda_graph: bool, calibration: Any) -> torch.device:
+def _check_arguments(
+    model: nn.Module, dtype: torch.dtype, compile: bool, cuda_graph: bool, calibration: Any, retain_memory: bool,
+) -> torch.device:
     from ..models.resnet import ResNet
 
     if not isinstance(model, ResNet):
@@ -57,7 +62,7 @@ def _check_arguments(model: nn.Module, dtype: torch.dtype, compile: bool, cuda_g
             f"from_pretrained), got {type(model).__module__}.{type(model).__qualname__}; "
             "load other checkpoints into a lucid model first (lucid.weights)"
         )
-    for name, flag in (("compile", compile), ("cuda_graph", cuda_graph)):
+    for name, flag in (("compile", compile), ("cuda_graph", cuda_graph), ("retain_memory", retain_memory)):
         if not isinstance(flag, bool):
             raise TypeError(f"optimize_for_inference: {name} must be a bool, got {flag!r}")
     device = _model_device(model)
@@ -104,6 +109,7 @@ def optimize_for_inference(
     cuda_graph: bool = False,
     calibration: Iterable[Any] | None = None,
     calibration_batches: int = 8,
+    retain_memory: bool = True,
 ) -> OptimizedModel:
     """A new, faster, eval-mode copy of a lucid ResNet/ResNeXt with the same outputs.
 
@@ -126,12 +132,18 @@ def optimize_for_inference(
         calibration: for int8, an iterable of image batches ``(N, C, H, W)`` or ``(images, labels)``
             pairs, preprocessed as for the model (e.g. a training ``DataLoader``).
         calibration_batches: how many batches of ``calibration`` to use; fewer raise an error.
+        retain_memory: on CPU, keep freed memory in the process (glibc's malloc thresholds, a
+            process-wide setting; :mod:`lucid.optimize.memory`) so every call reuses the pages of
+            the one before instead of page-faulting fresh ones; the process then keeps its peak
+            heap. ``False`` leaves the C library's settings alone.
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW float input and returning float logits in the
         input's dtype (float32 for int8).
     """
-    device = _check_arguments(model, dtype, compile, cuda_graph, calibration)
+    device = _check_arguments(model, dtype, compile, cuda_graph, calibration, retain_memory)
+    if retain_memory and device.type == "cpu":
+        retain_freed_memory()
     batches = None
     if dtype == torch.int8:
         from .quantize import calibration_batches as check_calibration

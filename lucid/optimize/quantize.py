@@ -64,10 +64,39 @@ def calibration_batches(calibration: Iterable[Any] | None, in_channels: int, cou
     return batches
 
 
+def _pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    return (value[0], value[0]) if len(value) == 1 else (value[0], value[1])
+
+
+def _pooled_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+    """Output length of a max-pool along one axis, by torch's rule (a window never starts in the right padding)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    return out - 1 if ceil_mode and (out - 1) * stride >= size + padding else out
+
+
 def max_pool_codes(codes: torch.Tensor, kernel: list[int], stride: list[int], padding: list[int] = (0, 0),
                    dilation: list[int] = (1, 1), ceil_mode: bool = False) -> torch.Tensor:
-    """Max-pool uint8 activation codes directly (bf16 holds 0..255 exactly; its padding is -inf like float's)."""
-    return F.max_pool2d(codes.to(torch.bfloat16), kernel, stride or kernel, padding, dilation, ceil_mode).to(torch.uint8)
+    """Max-pool uint8 activation codes directly, as the running maximum of the window's shifted, strided views.
+
+    0 is the smallest code, so padding with it gives what float's -inf padding gives: every
+    window holds at least one real element. One pass per window position over the uint8 output,
+    instead of converting the stem's whole output to a float type and back.
+    """
+    (kh, kw), (ph, pw), (dh, dw) = _pair(kernel), _pair(padding), _pair(dilation)
+    sh, sw = _pair(stride or kernel)
+    h, w = codes.shape[-2:]
+    oh, ow = _pooled_size(h, kh, sh, ph, dh, ceil_mode), _pooled_size(w, kw, sw, pw, dw, ceil_mode)
+    need_h, need_w = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    padded = F.pad(codes, (pw, need_w - w - pw, ph, need_h - h - ph))  # a negative right pad crops what no window reads
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            view = padded[..., i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw: j * dw + (ow - 1) * sw + 1: sw]
+            out = view.clone(memory_format=torch.channels_last) if out is None else torch.maximum(out, view, out=out)
+    return out
 
 
 def pool_in_uint8(graph_module: torch.fx.GraphModule) -> int:
