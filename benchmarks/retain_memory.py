@@ -5,7 +5,7 @@ alternate (True, False, True, ...) so that drifts in the machine's speed hit bot
 process optimizes the same model, warms up, then reports the median time and the minor page
 faults per call; the summary gives the median over processes of each.
 
-Usage: ``python benchmarks/retain_memory.py [--model resnext_50_32x4d] [--batch-size 8] [--dtype float32] [--pairs 3]``
+Usage: ``python benchmarks/retain_memory.py [--model resnext_50_32x4d] [--batch-size 8] [--image-size 224] [--dtype float32] [--pairs 3]``
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ import json, resource, statistics, sys, time
 sys.path.insert(0, {root!r})
 import torch, lucid
 from lucid.models import create_model
-model, batch, dtype, retain = sys.argv[1], int(sys.argv[2]), getattr(torch, sys.argv[3]), sys.argv[4] == "1"
+model, batch, dtype, retain, size = sys.argv[1], int(sys.argv[2]), getattr(torch, sys.argv[3]), sys.argv[4] == "1", int(sys.argv[5])
 torch.manual_seed(0)
 fast = lucid.optimize_for_inference(create_model(model).eval(), dtype=dtype, retain_memory=retain)
-x = torch.randn(batch, 3, 224, 224)
+x = torch.randn(batch, 3, size, size)
 for _ in range(3):
     fast(x)
 times, faults = [], []
@@ -42,7 +42,7 @@ print(json.dumps({{"ms": statistics.median(times) * 1e3, "faults": statistics.me
 
 def _run(args: argparse.Namespace, retain: bool) -> dict:
     code = _CHILD.format(root=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", code, args.model, str(args.batch_size), args.dtype, str(int(retain))],
+    done = subprocess.run([sys.executable, "-c", code, args.model, str(args.batch_size), args.dtype, str(int(retain)), str(args.image_size)],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -51,6 +51,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnext_50_32x4d")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--pairs", type=int, default=3)
     args = p.parse_args()
@@ -62,7 +63,7 @@ def main() -> int:
                   f"{runs[retain][-1]['faults']:.0f} page faults/call", flush=True)
     ms = {k: statistics.median(r["ms"] for r in v) for k, v in runs.items()}
     faults = {k: statistics.median(r["faults"] for r in v) for k, v in runs.items()}
-    print(f"{args.model}, batch {args.batch_size}, {args.dtype}: retain_memory=True {ms[True]:.1f} ms/call "
+    print(f"{args.model}, {args.image_size}px, batch {args.batch_size}, {args.dtype}: retain_memory=True {ms[True]:.1f} ms/call "
           f"({faults[True]:.0f} faults), False {ms[False]:.1f} ms/call ({faults[False]:.0f} faults): "
           f"{ms[False] / ms[True]:.2f}x")
     return 0
