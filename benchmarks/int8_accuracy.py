@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from lucid import optimize_for_inference  # noqa: E402
 from lucid.benchmark import onnx_models, openvino_model, ort_session  # noqa: E402
 from lucid.train.data import digits_splits  # noqa: E402
-from lucid.train.predict import load_trained  # noqa: E402
+from lucid.train.predict import calibration_batches, load_trained  # noqa: E402
 
 
 def _logits(run, images: torch.Tensor, batch: int) -> torch.Tensor:
@@ -39,20 +39,21 @@ def main() -> int:
     args = p.parse_args()
     trained = load_trained(args.run)
     model = trained.model.eval()
-    train, val, _, _ = digits_splits(trained.preprocessing.image_size, trained.dataset["val_fraction"], trained.dataset["seed"], augment=False)
-    calibration = [train.images[i:i + args.batch_size] for i in range(0, args.calibration_batches * args.batch_size, args.batch_size)]
+    _, val_set, _, _ = digits_splits(trained.preprocessing.image_size, trained.dataset["val_fraction"], trained.dataset["seed"], augment=False)
+    val = torch.stack([val_set[i][0] for i in range(len(val_set))])  # preprocessed (normalised) as in evaluation
+    labels = val_set.targets
+    calibration = calibration_batches(trained, args.calibration_batches, args.batch_size)  # what `lucid eval --dtype int8` uses
     with torch.no_grad():
-        ref = _logits(model, val.images, args.batch_size)
+        ref = _logits(model, val, args.batch_size)
     runs = {"lucid int8": optimize_for_inference(model, dtype=torch.int8, calibration=calibration, calibration_batches=len(calibration))}
     if args.runtimes:
-        paths = onnx_models(model, val.images[:1], Path(tempfile.mkdtemp()), int8=True, calibration=calibration)
+        paths = onnx_models(model, val[:1], Path(tempfile.mkdtemp()), int8=True, calibration=calibration)
         for name, bind in (("onnxruntime int8 QDQ", ort_session(paths["int8"])), ("openvino int8 QDQ", openvino_model(paths["int8"], None))):
             runs[name] = lambda x, bind=bind: torch.as_tensor(bind(x.contiguous())()[0])
-    labels = val.targets
     report = {"run": args.run, "val_images": len(labels), "calibration_images": sum(len(c) for c in calibration),
               "fp32_acc1": (ref.argmax(1) == labels).float().mean().item()}
     for name, run in runs.items():
-        out = _logits(run, val.images, args.batch_size)
+        out = _logits(run, val, args.batch_size)
         report[f"{name} acc1"] = (out.argmax(1) == labels).float().mean().item()
         report[f"{name} agreement"] = (out.argmax(1) == ref.argmax(1)).float().mean().item()
     print(json.dumps(report, indent=1))

@@ -131,7 +131,7 @@ def collate_skipping(samples: Sequence[tuple[torch.Tensor, int] | str]) -> Batch
 
 
 class DigitsDataset(Dataset):
-    """Images already in memory (``N x C x H x W`` floats, normalised) with optional tensor augmentation."""
+    """Images already in memory (``N x C x H x W`` floats in [0, 1]); ``transform`` normalises (and augments) each item."""
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.images = images
