@@ -132,8 +132,8 @@ def optimize_for_inference(
         calibration: for int8, an iterable of image batches ``(N, C, H, W)`` or ``(images, labels)``
             pairs, preprocessed as for the model (e.g. a training ``DataLoader``).
         calibration_batches: how many batches of ``calibration`` to use; fewer raise an error.
-        retain_memory: on CPU, keep freed memory in the process (glibc's malloc thresholds, a
-            process-wide setting; :mod:`lucid.optimize.memory`) so every call reuses the pages of
+        retain_memory: on CPU, keep freed memory in the process (glibc's malloc settings, a
+            process-wide change; :mod:`lucid.optimize.memory`) so every call reuses the pages of
             the one before instead of page-faulting fresh ones; the process then keeps its peak
             heap. ``False`` leaves the C library's settings alone.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-__all__ = ["TRIM_THRESHOLD", "retain_freed_memory"]
+__all__ = ["retain_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_THRESHOLD = -3
