@@ -148,3 +148,12 @@ def test_max_pool_codes_matches_float_max_pool_for_every_window_shape() -> None:
         assert got.is_contiguous(memory_format=torch.channels_last)
         checked += 1
     assert checked > 300
+
+
+def test_int8_module_copies_without_its_lowered_graphs() -> None:
+    x = torch.randn(2, 1, 16, 16)
+    fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1)
+    first = fast(x)  # lowers (and prepacks) for this shape
+    twin = copy.deepcopy(fast)
+    assert twin.net._lowered == {} and len(fast.net._lowered) == 1
+    assert torch.equal(twin(x), first)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .rules import FusedConv2d
+from .rules import FusedConv2d, TransientCaches
 
 __all__ = ["OneDNNConv2d"]
 
 
-class OneDNNConv2d(FusedConv2d):
+class OneDNNConv2d(TransientCaches, FusedConv2d):
     """oneDNN's convolution + bias (+ shortcut addition) + ReLU, the kernels inductor uses when freezing a graph.
 
     oneDNN wants the weight in a blocked layout chosen for the exact input shape; handing it a
@@ -18,16 +18,12 @@ class OneDNNConv2d(FusedConv2d):
     kept (as an opaque CPU-only tensor, outside ``state_dict``) until the shape changes.
     """
 
+    _transient = {"_packed": lambda: None, "_packed_for": lambda: None}  # an opaque CPU-only tensor and its shape
+
     def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
         super().__init__(conv, relu)
         self._packed: torch.Tensor | None = None
         self._packed_for: torch.Size | None = None
-
-    def __getstate__(self) -> dict:
-        # the packed weight is an opaque tensor that cannot be copied or pickled; it is rebuilt on first use
-        state = self.__dict__.copy()
-        state["_packed"] = state["_packed_for"] = None
-        return state
 
     def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         if self._packed_for != x.shape or self._packed is None:

@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from .cuda_graphs import CapturedCall
-from .rules import tracing
+from .rules import TransientCaches, tracing
 
 __all__ = ["OptimizedModel"]
 
 
-class OptimizedModel(nn.Module):
+class OptimizedModel(TransientCaches, nn.Module):
     """The module :func:`optimize_for_inference` returns: inference only, ordinary NCHW input.
 
     Input is converted to the model's device, compute dtype (float32 for int8 models, whose
@@ -27,6 +27,8 @@ class OptimizedModel(nn.Module):
     export the plain model, which gives the same graph.
     """
 
+    _transient = {"_captured": dict}  # CUDA graphs: a copy captures its own on use
+
     def __init__(
         self, net: nn.Module, *, dtype: torch.dtype, device: torch.device, in_channels: int, backend: str, cuda_graph: bool = False,
     ) -> None:
@@ -40,12 +42,6 @@ class OptimizedModel(nn.Module):
         self.cuda_graph = cuda_graph
         self._captured: dict[torch.Size, CapturedCall] = {}
         super().train(False)
-
-    def __getstate__(self) -> dict:
-        # captured CUDA graphs cannot be copied or pickled; a copy captures its own on use
-        state = self.__dict__.copy()
-        state["_captured"] = {}
-        return state
 
     def train(self, mode: bool = True) -> OptimizedModel:
         if mode:

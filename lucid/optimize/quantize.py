@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .rules import tracing
+from .rules import TransientCaches, tracing
 
 __all__ = ["Int8Net", "calibration_batches", "quantize_int8"]
 
@@ -128,23 +128,19 @@ def pool_in_uint8(graph_module: torch.fx.GraphModule) -> int:
     return replaced
 
 
-class Int8Net(nn.Module):
+class Int8Net(TransientCaches, nn.Module):
     """A quantized model lowered to oneDNN's int8 kernels once per input shape.
 
     Lowering specializes the graph and prepacks the int8 weights for one input shape (a few
     seconds), so the first call at each new shape is slow; every shape keeps its lowered graph.
     """
 
+    _transient = {"_lowered": dict}  # prepacked oneDNN weights: a copy lowers its own graphs
+
     def __init__(self, quantized: torch.fx.GraphModule) -> None:
         super().__init__()
         self.quantized = quantized
         self._lowered: dict[tuple[torch.Size, bool], torch.fx.GraphModule] = {}
-
-    def __getstate__(self) -> dict:
-        # lowered graphs hold prepacked oneDNN weights that cannot be copied; a copy lowers its own
-        state = self.__dict__.copy()
-        state["_lowered"] = {}
-        return state
 
     def train(self, mode: bool = True) -> Int8Net:
         # the quantized graph is fixed in eval mode (torchao refuses train()/eval() on exported graphs)

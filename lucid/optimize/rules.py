@@ -16,11 +16,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FusedConv2d", "FusedResidual", "fusable", "register_rewrite", "rewrite", "tracing"]
+__all__ = ["FusedConv2d", "FusedResidual", "TransientCaches", "fusable", "register_rewrite", "rewrite", "tracing"]
 
 ConvFactory = Callable[[nn.Conv2d, bool], "FusedConv2d"]
 Rule = Callable[[nn.Module, ConvFactory], "nn.Module | None"]
 _RULES: dict[type, Rule] = {}
+
+
+class TransientCaches:
+    """Mixin for modules that keep per-shape caches which cannot be copied or pickled (prepacked
+    oneDNN weights, lowered int8 graphs, captured CUDA graphs): a copy or unpickled module starts
+    with each cache in ``_transient`` reset to the value its factory makes, and rebuilds it on use."""
+
+    _transient: dict[str, Callable[[], object]] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update({name: empty() for name, empty in self._transient.items()})
+        return state
 
 
 def tracing() -> bool:
