@@ -38,40 +38,69 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
+CPU_BACKENDS = ["onednn-graph", "onednn-fused"]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("kind", sorted(CONFIGS))
-def test_float32_matches_eval_model(kind: str) -> None:
+def test_float32_matches_eval_model(kind: str, backend: str) -> None:
     model = _model(kind)
     x = _images(model)
     with torch.no_grad():
         ref = model(x)
-    fast = lucid.optimize_for_inference(model)
-    assert isinstance(fast, OptimizedModel) and not fast.training
+    fast = lucid.optimize_for_inference(model, backend=backend)
+    assert isinstance(fast, OptimizedModel) and not fast.training and fast.backend == backend
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     out = fast(x)
     assert out.dtype == torch.float32 and out.shape == ref.shape
     assert _rel_err(out, ref) < 1e-4
 
 
-def test_cpu_uses_fused_onednn_kernels_and_handles_new_shapes() -> None:
+def test_cpu_default_is_the_whole_graph_backend() -> None:
+    assert lucid.optimize_for_inference(_model("basic")).backend == "onednn-graph"
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_cpu_backends_handle_new_shapes_and_copies(backend: str) -> None:
     model = _model("resnext")
-    fast = lucid.optimize_for_inference(model)
-    assert fast.backend == "onednn-fused"
-    # the packed weights follow the input shape: a new batch size and resolution still give the eval outputs
+    fast = lucid.optimize_for_inference(model, backend=backend)
+    # packed weights and compiled graphs follow the input shape: a new batch size and resolution still give the eval outputs
     for n, size in ((4, 32), (3, 48), (4, 32)):
         x = _images(model, n, size)
         with torch.no_grad():
             assert _rel_err(fast(x), model(x)) < 1e-4
-    twin = copy.deepcopy(fast)  # the packed weights are rebuilt, not copied
+    twin = copy.deepcopy(fast)  # the packed weights and compiled graphs are rebuilt, not copied
     assert torch.equal(twin(x), fast(x))
 
 
+def test_onednn_graph_fuses_compiles_once_per_shape_and_keeps_the_latest() -> None:
+    from lucid.optimize.graph import OneDNNGraphNet
+
+    model = _model("resnext")
+    fast = lucid.optimize_for_inference(model, backend="onednn-graph")
+    graph_net = fast.net
+    assert isinstance(graph_net, OneDNNGraphNet)
+    graph_net.max_shapes = 2
+    x = _images(model).contiguous(memory_format=torch.channels_last)
+    # convolutions, shortcut additions and ReLUs run inside oneDNN Graph partitions, not as separate operators
+    assert graph_net.fused_groups(x) >= 5
+    first = graph_net._graphs[x.shape]
+    fast(x)
+    assert graph_net._graphs[x.shape] is first  # no recompilation at a known shape
+    for size in (40, 48):
+        fast(_images(model, size=size))
+    assert list(graph_net._graphs) == [torch.Size([4, 3, 40, 40]), torch.Size([4, 3, 48, 48])]
+    assert torch.jit.onednn_fusion_enabled() is False  # the process-wide switch is put back
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("kind", ["resnext", "deep_avgdown_se_1ch"])
-def test_bfloat16_logits_close_and_same_top1(kind: str) -> None:
+def test_bfloat16_logits_close_and_same_top1(kind: str, backend: str) -> None:
     model = _model(kind)
     x = _images(model, n=16)
     with torch.no_grad():
         ref = model(x)
-    out = lucid.optimize_for_inference(model, dtype=torch.bfloat16)(x)
+    out = lucid.optimize_for_inference(model, dtype=torch.bfloat16, backend=backend)(x)
     assert out.dtype == torch.float32
     cos = nn.functional.cosine_similarity(out, ref, dim=1)
     assert cos.min().item() >= 0.99
@@ -153,6 +182,10 @@ def test_refuses_bad_arguments() -> None:
         lucid.optimize_for_inference(model, cuda_graph=1)
     with pytest.raises(ValueError, match="cuda_graph=True needs a model on a CUDA device, got one on 'cpu'"):
         lucid.optimize_for_inference(model, cuda_graph=True)
+    with pytest.raises(ValueError, match=r"backend must be one of \['onednn-graph', 'onednn-fused', 'eager'\] on cpu, got 'cudnn-fused'"):
+        lucid.optimize_for_inference(model, backend="cudnn-fused")
+    with pytest.raises(ValueError, match="backend= applies to float dtypes without compile=True, got backend='eager'"):
+        lucid.optimize_for_inference(model, compile=True, backend="eager")
     with torch.device("meta"):
         meta = CONFIGS["basic"]()
     with pytest.raises(ValueError, match="'meta'"):
@@ -208,7 +241,8 @@ _FAULTS_PER_CALL = """
 import resource, sys, torch, lucid
 from lucid.models import create_model
 torch.manual_seed(0)
-fast = lucid.optimize_for_inference(create_model("resnet_50").eval(), retain_memory=sys.argv[1] == "1")
+# the layer-by-layer backend, whose activations glibc's defaults hand back to the kernel after each call
+fast = lucid.optimize_for_inference(create_model("resnet_50").eval(), retain_memory=sys.argv[1] == "1", backend="onednn-fused")
 x = torch.randn(4, 3, 224, 224)
 for _ in range(3):
     fast(x)

@@ -25,13 +25,17 @@ def _check(out: torch.Tensor, ref: torch.Tensor) -> None:
     assert ((out - ref).abs().max() / ref.abs().max()).item() < 1e-4
 
 
-def test_compile_traces_one_graph_without_recompiles() -> None:
+BACKENDS = ["onednn-graph", "onednn-fused"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compile_traces_one_graph_without_recompiles(backend: str) -> None:
     import torch._dynamo
 
     model, x = _model(), torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = model(x)
-    fast = lucid.optimize_for_inference(model)
+    fast = lucid.optimize_for_inference(model, backend=backend)
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     compiled = torch.compile(fast, backend="eager", fullgraph=True)  # fullgraph: a graph break or fallback would raise
@@ -40,11 +44,12 @@ def test_compile_traces_one_graph_without_recompiles() -> None:
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
-def test_export_and_trace_give_the_eval_outputs() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_export_and_trace_give_the_eval_outputs(backend: str) -> None:
     model, x = _model(), torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = model(x)
-    fast = lucid.optimize_for_inference(model)
+    fast = lucid.optimize_for_inference(model, backend=backend)
     _check(torch.export.export(fast, (x,)).module()(x), ref)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # jit.trace's deprecation and shape-check warnings
@@ -63,7 +68,7 @@ def test_lucid_export_refuses_an_optimized_module(tmp_path) -> None:
 
 def test_each_block_class_uses_its_registered_rule() -> None:
     model = _model()
-    fast = lucid.optimize_for_inference(model)
+    fast = lucid.optimize_for_inference(model, backend="onednn-fused")
     blocks = sum(len(layer) for layer in (model.layer1, model.layer2, model.layer3, model.layer4))
     assert sum(isinstance(m, FusedResidual) for m in fast.modules()) == blocks
 

@@ -11,11 +11,14 @@ performance guide):
 4. store weights and activations channels-last (NHWC), the layout oneDNN and cuDNN run fastest;
 5. cast to ``dtype`` (bf16 uses AVX512-BF16/AMX on CPUs and tensor cores on GPUs), or for
    ``torch.int8`` quantize statically on a calibration set (:mod:`lucid.optimize.quantize`);
-6. without ``compile``, rebuild the model on fused kernels by each module class's registered
-   rewrite rule (:mod:`lucid.optimize.rules`): a convolution also applies the ReLU after it and,
-   at the end of every residual block, the shortcut addition and ReLU; on CPU oneDNN's kernels
-   with weights prepacked once (:mod:`lucid.optimize.cpu`), on CUDA cuDNN's, kept per layer
-   unless the plain convolution and epilogue are clearly faster (:mod:`lucid.optimize.cuda`);
+6. without ``compile``, on CPU run the model as oneDNN Graph partitions compiled once per input
+   shape (:mod:`lucid.optimize.graph`), which removes the fixed cost each operator call pays;
+   with ``backend="onednn-fused"`` on CPU, and on CUDA, rebuild the model on fused kernels by
+   each module class's registered rewrite rule (:mod:`lucid.optimize.rules`): a convolution also
+   applies the ReLU after it and, at the end of every residual block, the shortcut addition and
+   ReLU; on CPU oneDNN's kernels with weights prepacked once (:mod:`lucid.optimize.cpu`), on
+   CUDA cuDNN's, kept per layer unless the plain convolution and epilogue are clearly faster
+   (:mod:`lucid.optimize.cuda`);
 7. with ``compile=True``: ``torch.compile`` the folded model with inductor's freezing instead of
    step 6 (tens of seconds to start; measured no faster than step 6).
 
@@ -35,10 +38,14 @@ from .memory import retain_freed_memory
 from .model import OptimizedModel
 from .rules import register_rewrite, residual_rule
 
-__all__ = ["OptimizedModel", "fold_batchnorm", "optimize_for_inference", "register_rewrite", "residual_rule"]
+__all__ = ["FLOAT_BACKENDS", "OptimizedModel", "fold_batchnorm", "optimize_for_inference", "register_rewrite", "residual_rule"]
 
 _CPU_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
 _CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+FLOAT_BACKENDS = {
+    "cpu": ("onednn-graph", "onednn-fused", "eager"),  # whole-graph oneDNN, fused oneDNN kernels, plain PyTorch
+    "cuda": ("cudnn-fused", "eager"),
+}
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -86,19 +93,52 @@ def _check_arguments(
     return device
 
 
-def _fused_net(net: nn.Module, device: torch.device) -> tuple[nn.Module, str]:
-    """``net`` rebuilt on the device's fused kernels, and the backend's name."""
+def _default_backend(device: torch.device) -> str:
+    """The fastest float backend this build of PyTorch offers on the device (measured: see the performance guide)."""
+    from . import graph
+
+    if device.type == "cuda":
+        return "cudnn-fused" if torch.backends.cudnn.is_available() else "eager"
+    if graph.available():
+        return "onednn-graph"
+    return "onednn-fused" if torch.backends.mkldnn.is_available() else "eager"
+
+
+def _check_backend(backend: str | None, device: torch.device, dtype: torch.dtype, compile: bool) -> str | None:
+    """``backend`` checked against the device, or the default; ``None`` where int8 or ``compile`` decide."""
+    if dtype == torch.int8 or compile:
+        if backend is not None:
+            raise ValueError(f"optimize_for_inference: backend= applies to float dtypes without compile=True, got backend={backend!r}")
+        return None
+    if backend is None:
+        return _default_backend(device)
+    allowed = FLOAT_BACKENDS[device.type]
+    if backend not in allowed:
+        raise ValueError(f"optimize_for_inference: backend must be one of {list(allowed)} on {device.type}, got {backend!r}")
+    from . import graph
+
+    if backend == "onednn-graph" and not graph.available():
+        raise ValueError(f"optimize_for_inference: backend='onednn-graph' needs PyTorch's oneDNN Graph fuser, which torch {torch.__version__} lacks; use 'onednn-fused'")
+    return backend
+
+
+def _fast_net(net: nn.Module, backend: str) -> nn.Module:
+    """``net`` (folded, channels-last, cast) set up to run on ``backend``."""
     from .rules import rewrite
 
-    if device.type == "cuda" and torch.backends.cudnn.is_available():
-        from .cuda import CuDNNConv2d
+    if backend == "onednn-graph":
+        from .graph import OneDNNGraphNet
 
-        return rewrite(net, CuDNNConv2d), "cudnn-fused"
-    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        return OneDNNGraphNet(net)
+    if backend == "onednn-fused":
         from .cpu import OneDNNConv2d
 
-        return rewrite(net, OneDNNConv2d), "onednn-fused"
-    return net, "eager"
+        return rewrite(net, OneDNNConv2d)
+    if backend == "cudnn-fused":
+        from .cuda import CuDNNConv2d
+
+        return rewrite(net, CuDNNConv2d)
+    return net
 
 
 def optimize_for_inference(
@@ -110,6 +150,7 @@ def optimize_for_inference(
     calibration: Iterable[Any] | None = None,
     calibration_batches: int = 8,
     retain_memory: bool = True,
+    backend: str | None = None,
 ) -> OptimizedModel:
     """A new, faster, eval-mode copy of a lucid ResNet/ResNeXt with the same outputs.
 
@@ -136,12 +177,18 @@ def optimize_for_inference(
             process-wide change; :mod:`lucid.optimize.memory`) so every call reuses the pages of
             the one before instead of page-faulting fresh ones; the process then keeps its peak
             heap. ``False`` leaves the C library's settings alone.
+        backend: for float dtypes without ``compile``, how the folded model runs (``None``: the
+            fastest available). On CPU ``"onednn-graph"`` (oneDNN Graph partitions compiled once
+            per input shape, :mod:`lucid.optimize.graph`; the default where PyTorch has the
+            fuser), ``"onednn-fused"`` (oneDNN's fused kernels called layer by layer,
+            :mod:`lucid.optimize.cpu`) or ``"eager"``; on CUDA ``"cudnn-fused"`` or ``"eager"``.
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW float input and returning float logits in the
         input's dtype (float32 for int8).
     """
     device = _check_arguments(model, dtype, compile, cuda_graph, calibration, retain_memory)
+    backend = _check_backend(backend, device, dtype, compile)
     if retain_memory and device.type == "cpu":
         retain_freed_memory()
     batches = None
@@ -159,5 +206,5 @@ def optimize_for_inference(
         net = torch.compile(net.to(dtype=dtype, memory_format=torch.channels_last), options={"freezing": True})
         backend = "inductor+freezing"
     else:
-        net, backend = _fused_net(net.to(dtype=dtype, memory_format=torch.channels_last), device)
+        net = _fast_net(net.to(dtype=dtype, memory_format=torch.channels_last), backend)
     return OptimizedModel(net, dtype=dtype, device=device, in_channels=model.config.in_channels, backend=backend, cuda_graph=cuda_graph)
