@@ -14,7 +14,7 @@ comparison and a summary of the ratios:
 ``--scaling`` instead prints how throughput grows with work: lucid against the runtimes at each
 of ``--batches`` x ``--sizes`` x ``--models`` x ``--dtypes``.
 
-Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--threads N] [--only infer-fp32,infer-bf16,infer-int8,train] [--json OUT]``
+Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--threads N] [--lucid-backends onednn-graph,onednn-fused] [--only infer-fp32,infer-bf16,infer-int8,train] [--json OUT]``
        ``python benchmarks/cpu_bench.py --scaling [--batches 1,8,32] [--sizes 160,224,288] [--models resnext_50_32x4d,resnext_101_32x8d] [--dtypes float32,bfloat16,int8]``
 """
 from __future__ import annotations
@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the runtimes (default: torch's choice, one per core)")
     p.add_argument("--no-runtimes", action="store_true", help="leave OpenVINO and ONNX Runtime out")
+    p.add_argument("--lucid-backends", default="", metavar="LIST",
+                   help="float runs: one lucid row per optimize_for_inference backend listed (e.g. onednn-graph,onednn-fused; default: lucid's default only)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every timing to this JSON file")
     s = p.add_argument_group("scaling table")
     s.add_argument("--scaling", action="store_true", help="print the scaling table instead of the comparisons")
@@ -85,7 +87,9 @@ def _comparisons(args: argparse.Namespace, record: dict) -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = create_model(args.model)
-    kw = dict(batch=args.batch_size, size=args.image_size, device=device, runtimes=not args.no_runtimes, folder=Path(tempfile.mkdtemp(prefix="lucid-bench-")))
+    backends = tuple(b.strip() for b in args.lucid_backends.split(",") if b.strip()) or (None,)
+    kw = dict(batch=args.batch_size, size=args.image_size, device=device, runtimes=not args.no_runtimes,
+              folder=Path(tempfile.mkdtemp(prefix="lucid-bench-")), lucid_backends=backends)
     summary = []
     for what in wanted:
         start = time.perf_counter()

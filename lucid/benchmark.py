@@ -187,11 +187,12 @@ def calibration_set(model: nn.Module, batch: int, size: int, count: int = 4, see
 
 def lucid_infer(
     model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32, compile: bool = False,
-    calibration: list[torch.Tensor] | None = None,
+    calibration: list[torch.Tensor] | None = None, backend: str | None = None,
 ) -> tuple[str, Callable[[], Any]]:
     """lucid's way: :func:`lucid.optimize_for_inference`; returns (setup description, runner).
 
     For int8 it calibrates on ``calibration`` (default: :func:`calibration_set` at ``x``'s shape).
+    ``backend`` is passed on (``None``: lucid's default for the device and dtype).
     """
     from .optimize import optimize_for_inference
 
@@ -199,7 +200,7 @@ def lucid_infer(
     if dtype == torch.int8:
         batches = calibration or calibration_set(model, x.shape[0], x.shape[-1])
         kw = dict(calibration=batches, calibration_batches=len(batches))
-    fast = optimize_for_inference(model, dtype=dtype, compile=compile, **kw)
+    fast = optimize_for_inference(model, dtype=dtype, compile=compile, backend=backend, **kw)
     return f"optimize_for_inference({str(dtype).replace('torch.', '')}{', compile' if compile else ''}): {fast.backend}", lambda: fast(x)
 
 
@@ -428,8 +429,10 @@ def infer_contenders(
     peers: bool = True,
     runtimes: bool = True,
     folder: Path | None = None,
+    lucid_backends: tuple[str | None, ...] = (None,),
 ) -> list[Contender]:
-    """Each peer in eager fp32 NCHW (its default), the deployment runtimes, and lucid's ``optimize_for_inference``.
+    """Each peer in eager fp32 NCHW (its default), the deployment runtimes, and lucid's ``optimize_for_inference``
+    (one row per entry of ``lucid_backends`` for float dtypes without ``compile``; ``None`` is the default backend).
 
     When ``dtype``/``compile`` differ from the defaults, every torch peer is also run with that
     (float) dtype, channels-last and compile setting, so lucid is compared with the best a peer's
@@ -450,8 +453,9 @@ def infer_contenders(
         if folder is None:
             folder = Path(tempfile.mkdtemp(prefix="lucid-bench-"))
         out += runtime_contenders(model, x, dtype, folder, calibration)
-    setup, run = lucid_infer(model, x, dtype, compile, calibration)
-    out.append(Contender("lucid", setup, run, batch))
+    for backend in lucid_backends if dtype.is_floating_point and not compile else (None,):
+        setup, run = lucid_infer(model, x, dtype, compile, calibration, backend)
+        out.append(Contender("lucid", setup, run, batch))
     return out
 
 

@@ -114,20 +114,34 @@ def test_int8_module_refuses_compile_export_and_trace() -> None:
             capture()
 
 
-def test_max_pool_on_uint8_codes_gives_the_same_codes() -> None:
+def test_lucid_lowering_passes_give_torchaos_outputs_exactly() -> None:
     from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
 
-    from lucid.optimize.quantize import pool_in_uint8
+    from lucid.optimize.quantize import pool_in_uint8, quantize_in_place
 
     x = torch.randn(3, 1, 32, 32)
     fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1)
     plain = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
-    pooled = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
-    assert pool_in_uint8(pooled) == 1  # the stem's max-pool
-    assert "max_pool2d_with_indices" not in pooled.code
+    passed = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
+    assert pool_in_uint8(passed) == 1  # the stem's max-pool
+    assert "max_pool2d_with_indices" not in passed.code
+    assert quantize_in_place(passed) >= 1  # the images' quantization, at least
+    assert "quantize_per_tensor(" not in passed.code
     with torch.no_grad():
-        assert torch.equal(pooled(x), plain(x))
+        assert torch.equal(passed(x), plain(x))
         assert torch.equal(fast(x), plain(x))
+
+
+def test_quantize_codes_matches_torchaos_quantization_on_ties_and_bounds() -> None:
+    from torchao.quantization.pt2e import quantize_pt2e  # noqa: F401  (registers quantized_decomposed)
+
+    from lucid.optimize.quantize import quantize_codes
+
+    scale, zero_point = 0.05, 17
+    ties = (torch.arange(-400, 400) + 0.5) * scale  # near-halfway points, beyond both ends of [0, 255]
+    x = torch.cat([ties, torch.randn(5000) * 5]).reshape(1, 1, -1, 100).contiguous(memory_format=torch.channels_last)
+    ref = torch.ops.quantized_decomposed.quantize_per_tensor.default(x, scale, zero_point, 0, 255, torch.uint8)
+    assert torch.equal(quantize_codes(x, scale, zero_point, 0, 255, torch.uint8), ref)
 
 
 def test_max_pool_codes_matches_float_max_pool_for_every_window_shape() -> None:
