@@ -49,8 +49,8 @@ def _fusion_enabled() -> Iterator[None]:
 class OneDNNGraphNet(TransientCaches, nn.Module):
     """A folded, channels-last model run as oneDNN Graph partitions compiled for each input shape.
 
-    The first call at a new shape traces, freezes and fuses the model (about a second for a
-    ResNeXt-50); later calls at that shape run the compiled graph. The ``max_shapes`` most
+    The first call at a new shape traces, freezes and fuses the model (a one-off cost of a few
+    forward passes); later calls at that shape run the compiled graph. The ``max_shapes`` most
     recently used shapes are kept, each with its compiled graph and prepacked weights. While the
     module is captured by ``torch.compile``, ``torch.export`` or ``jit.trace``, the plain model runs.
     """

@@ -22,9 +22,10 @@ class OptimizedModel(TransientCaches, nn.Module):
     normally and then captures that shape as a CUDA graph, which later calls at the same shape
     replay (each shape keeps its graph and its memory).
 
-    ``torch.compile`` of this module compiles the folded convolutions (each fused kernel emits the
-    plain convolution and epilogue while captured). Exporting it is refused by :mod:`lucid.export`:
-    export the plain model, which gives the same graph.
+    ``torch.compile`` of this module compiles the folded model: while captured, the whole-graph
+    backend runs the plain folded model and each fused kernel emits the plain convolution and
+    epilogue. Exporting it is refused by :mod:`lucid.export`: export the plain model, which gives
+    the same graph.
     """
 
     _transient = {"_captured": dict}  # CUDA graphs: a copy captures its own on use
