@@ -56,8 +56,19 @@ def test_float32_matches_eval_model(kind: str, backend: str) -> None:
     assert _rel_err(out, ref) < 1e-4
 
 
-def test_cpu_default_is_the_whole_graph_backend() -> None:
-    assert lucid.optimize_for_inference(_model("basic")).backend == "onednn-graph"
+def test_cpu_default_is_the_whole_graph_backend_and_falls_back_without_the_fuser(monkeypatch) -> None:
+    from lucid.optimize import graph
+
+    model = _model("basic")
+    assert lucid.optimize_for_inference(model).backend == "onednn-graph"
+    monkeypatch.setattr(graph, "available", lambda: False)  # a PyTorch without TorchScript's oneDNN fuser
+    fallback = lucid.optimize_for_inference(model)
+    assert fallback.backend == "onednn-fused"
+    x = _images(model)
+    with torch.no_grad():
+        assert _rel_err(fallback(x), model(x)) < 1e-4
+    with pytest.raises(ValueError, match="backend='onednn-graph' needs PyTorch's oneDNN Graph fuser"):
+        lucid.optimize_for_inference(model, backend="onednn-graph")
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)

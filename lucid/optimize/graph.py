@@ -1,7 +1,7 @@
 """CPU whole-graph execution: PyTorch's oneDNN Graph fuser, one compiled graph per input shape.
 
-Run operator by operator, every oneDNN convolution pays a fixed cost on each call (PyTorch
-rebuilds its primitive descriptor), which is a large share of the time at small batches. oneDNN
+Run operator by operator, every oneDNN convolution pays a fixed cost on each call around its
+kernel (preparing its arguments and finding its primitive), a large share of a small batch's time. oneDNN
 Graph compiles each fused subgraph (convolution, bias, shortcut addition, ReLU, pooling, the
 classifier) once for its shape and afterwards only executes it, as a deployment runtime does.
 
@@ -53,6 +53,9 @@ class OneDNNGraphNet(TransientCaches, nn.Module):
     forward passes); later calls at that shape run the compiled graph. The ``max_shapes`` most
     recently used shapes are kept, each with its compiled graph and prepacked weights. While the
     module is captured by ``torch.compile``, ``torch.export`` or ``jit.trace``, the plain model runs.
+
+    Compiling flips PyTorch's process-wide fuser switch for its duration: first calls at new
+    shapes made from several threads at once still give correct outputs, but may miss the fusion.
     """
 
     _transient = {"_graphs": OrderedDict}  # compiled graphs: a copy compiles its own on use

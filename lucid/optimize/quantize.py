@@ -140,8 +140,8 @@ def quantize_codes(x: torch.Tensor, scale: float, zero_point: int, quant_min: in
 def quantize_in_place(graph_module: torch.fx.GraphModule) -> int:
     """Run every per-tensor quantization of the graph as :func:`quantize_codes`, in place; returns how many.
 
-    The network's first operator quantizes the float images; on a channels-last batch with three
-    channels the step-by-step version costs several times the single-buffer one.
+    The network's first operator quantizes the float images; the step-by-step version makes a new
+    full-size buffer for each of its steps.
     """
     replaced = 0
     for node in graph_module.graph.nodes:
