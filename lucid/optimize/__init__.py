@@ -122,23 +122,32 @@ def _check_backend(backend: str | None, device: torch.device, dtype: torch.dtype
     return backend
 
 
-def _fast_net(net: nn.Module, backend: str) -> nn.Module:
-    """``net`` (folded, channels-last, cast) set up to run on ``backend``."""
+def _fast_net(net: nn.Module, dtype: torch.dtype, backend: str | None, compile: bool,
+              batches: list[torch.Tensor] | None) -> tuple[nn.Module, str]:
+    """The folded ``net`` quantized (``batches``), compiled, or cast to channels-last ``dtype`` and set
+    up to run on ``backend``; and the name of what runs it."""
     from .rules import rewrite
 
+    if batches is not None:
+        from .quantize import quantize_int8
+
+        return quantize_int8(net, batches), "onednn-int8 (torchao pt2e)"
+    net = net.to(dtype=dtype, memory_format=torch.channels_last)
+    if compile:
+        return torch.compile(net, options={"freezing": True}), "inductor+freezing"
     if backend == "onednn-graph":
         from .graph import OneDNNGraphNet
 
-        return OneDNNGraphNet(net)
+        return OneDNNGraphNet(net), backend
     if backend == "onednn-fused":
         from .cpu import OneDNNConv2d
 
-        return rewrite(net, OneDNNConv2d)
+        return rewrite(net, OneDNNConv2d), backend
     if backend == "cudnn-fused":
         from .cuda import CuDNNConv2d
 
-        return rewrite(net, CuDNNConv2d)
-    return net
+        return rewrite(net, CuDNNConv2d), backend
+    return net, backend
 
 
 def optimize_for_inference(
@@ -197,14 +206,5 @@ def optimize_for_inference(
 
         batches = check_calibration(calibration, model.config.in_channels, calibration_batches)
     net = copy.deepcopy(model).eval().requires_grad_(False)
-    fold_batchnorm(net)
-    if batches is not None:
-        from .quantize import quantize_int8
-
-        net, backend = quantize_int8(net, batches), "onednn-int8 (torchao pt2e)"
-    elif compile:
-        net = torch.compile(net.to(dtype=dtype, memory_format=torch.channels_last), options={"freezing": True})
-        backend = "inductor+freezing"
-    else:
-        net = _fast_net(net.to(dtype=dtype, memory_format=torch.channels_last), backend)
+    net, backend = _fast_net(fold_batchnorm(net), dtype, backend, compile, batches)
     return OptimizedModel(net, dtype=dtype, device=device, in_channels=model.config.in_channels, backend=backend, cuda_graph=cuda_graph)
