@@ -257,10 +257,12 @@ fast = lucid.optimize_for_inference(create_model("resnet_50").eval(), retain_mem
 x = torch.randn(4, 3, 224, 224)
 for _ in range(3):
     fast(x)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+faults = []
+for _ in range(5):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     fast(x)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sorted(faults)[2])  # the median call: a rare call that grows the heap does not decide
 """
 
 
