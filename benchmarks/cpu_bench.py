@@ -47,7 +47,7 @@ RUNS = {
     "infer-fp32": lambda name, m, kw: infer_contenders(name, m, dtype=torch.float32, **kw),
     "infer-bf16": lambda name, m, kw: infer_contenders(name, m, dtype=torch.bfloat16, **kw),
     "infer-int8": lambda name, m, kw: infer_contenders(name, m, dtype=torch.int8, **kw),
-    "train": lambda name, m, kw: train_contenders(name, m, **{k: v for k, v in kw.items() if k != "folder"}),
+    "train": lambda name, m, kw: train_contenders(name, m, **{k: kw[k] for k in ("batch", "size", "device")}),
 }
 
 
