@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import graph
 from .folding import fold_batchnorm
 from .memory import retain_freed_memory
 from .model import OptimizedModel
@@ -95,8 +96,6 @@ def _check_arguments(
 
 def _default_backend(device: torch.device) -> str:
     """The fastest float backend this build of PyTorch offers on the device (measured: see the performance guide)."""
-    from . import graph
-
     if device.type == "cuda":
         return "cudnn-fused" if torch.backends.cudnn.is_available() else "eager"
     if graph.available():
@@ -115,8 +114,6 @@ def _check_backend(backend: str | None, device: torch.device, dtype: torch.dtype
     allowed = FLOAT_BACKENDS[device.type]
     if backend not in allowed:
         raise ValueError(f"optimize_for_inference: backend must be one of {list(allowed)} on {device.type}, got {backend!r}")
-    from . import graph
-
     if backend == "onednn-graph" and not graph.available():
         raise ValueError(f"optimize_for_inference: backend='onednn-graph' needs PyTorch's oneDNN Graph fuser, which torch {torch.__version__} lacks; use 'onednn-fused'")
     return backend
@@ -136,9 +133,7 @@ def _fast_net(net: nn.Module, dtype: torch.dtype, backend: str | None, compile: 
     if compile:
         return torch.compile(net, options={"freezing": True}), "inductor+freezing"
     if backend == "onednn-graph":
-        from .graph import OneDNNGraphNet
-
-        return OneDNNGraphNet(net), backend
+        return graph.OneDNNGraphNet(net), backend
     if backend == "onednn-fused":
         from .cpu import OneDNNConv2d
 

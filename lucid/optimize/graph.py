@@ -73,7 +73,8 @@ class OneDNNGraphNet(TransientCaches, nn.Module):
         graph = self._graphs.get(x.shape)
         if graph is None:
             graph = self._compile(x)
-        self._graphs.move_to_end(x.shape)
+        else:
+            self._graphs.move_to_end(x.shape)  # most recently used last: the oldest shape is dropped first
         return graph(x)
 
     def _compile(self, x: torch.Tensor) -> torch.jit.ScriptModule:
