@@ -42,6 +42,7 @@ from lucid.benchmark import (  # noqa: E402
     train_contenders,
 )
 from lucid.models import create_model  # noqa: E402
+from lucid.optimize import FLOAT_BACKENDS, INT8_BACKENDS  # noqa: E402
 
 RUNS = {
     "infer-fp32": lambda name, m, kw: infer_contenders(name, m, dtype=torch.float32, **kw),
@@ -68,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the runtimes (default: torch's choice, one per core)")
     p.add_argument("--no-runtimes", action="store_true", help="leave OpenVINO and ONNX Runtime out")
     p.add_argument("--lucid-backends", default="", metavar="LIST",
-                   help="float runs: one lucid row per optimize_for_inference backend listed (e.g. onednn-graph,onednn-fused; default: lucid's default only)")
+                   help="one lucid row per optimize_for_inference backend listed that applies to the run's dtype "
+                        "(e.g. onednn-graph,onednn-fused,inductor-cpp,onednn-lowered; default: lucid's default only)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every timing to this JSON file")
     s = p.add_argument_group("scaling table")
     s.add_argument("--scaling", action="store_true", help="print the scaling table instead of the comparisons")
@@ -88,8 +90,10 @@ def _comparisons(args: argparse.Namespace, record: dict) -> None:
     torch.manual_seed(0)
     model = create_model(args.model)
     backends = tuple(b.strip() for b in args.lucid_backends.split(",") if b.strip()) or (None,)
-    kw = dict(batch=args.batch_size, size=args.image_size, device=device, runtimes=not args.no_runtimes,
-              folder=Path(tempfile.mkdtemp(prefix="lucid-bench-")), lucid_backends=backends)
+    known = {*INT8_BACKENDS, *(b for device_backends in FLOAT_BACKENDS.values() for b in device_backends)}
+    if set(backends) - known - {None}:
+        raise SystemExit(f"cpu_bench.py: --lucid-backends: unknown {sorted(set(backends) - known - {None})}; choose from {sorted(known)}")
+    kw = dict(batch=args.batch_size, size=args.image_size, device=device, runtimes=not args.no_runtimes, lucid_backends=backends)
     summary = []
     for what in wanted:
         start = time.perf_counter()
@@ -106,12 +110,13 @@ def _comparisons(args: argparse.Namespace, record: dict) -> None:
 
 def _scaling(args: argparse.Namespace, record: dict) -> None:
     rows = []
+    files = tempfile.TemporaryDirectory(prefix="lucid-scaling-")  # each size's ONNX files, removed at exit
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         torch.manual_seed(0)
         rows += scaling_rows(
             name, create_model(name), batches=_ints(args.batches), sizes=_ints(args.sizes),
             dtypes=[getattr(torch, d.strip()) for d in args.dtypes.split(",") if d.strip()],
-            warmup=args.warmup, rounds=args.rounds, folder=Path(tempfile.mkdtemp(prefix="lucid-scaling-")),
+            warmup=args.warmup, rounds=args.rounds, folder=Path(files.name),
             log=lambda line: print("  " + line, file=sys.stderr, flush=True),
         )
         print(format_scaling(rows), flush=True)

@@ -47,7 +47,8 @@ def main() -> int:
         ref = _logits(model, val, args.batch_size)
     runs = {"lucid int8": optimize_for_inference(model, dtype=torch.int8, calibration=calibration, calibration_batches=len(calibration))}
     if args.runtimes:
-        paths = onnx_models(model, val[:1], Path(tempfile.mkdtemp()), int8=True, calibration=calibration)
+        files = tempfile.TemporaryDirectory()  # the ONNX files, removed at exit
+        paths = onnx_models(model, val[:1], Path(files.name), int8=True, calibration=calibration)
         for name, bind in (("onnxruntime int8 QDQ", ort_session(paths["int8"])), ("openvino int8 QDQ", openvino_model(paths["int8"], None))):
             runs[name] = lambda x, bind=bind: torch.as_tensor(bind(x.contiguous())()[0])
     report = {"run": args.run, "val_images": len(labels), "calibration_images": sum(len(c) for c in calibration),

@@ -99,15 +99,16 @@ def main() -> int:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--dtype", choices=sorted(_HINTS), default="float32")
     p.add_argument("--calls", type=int, default=5)
-    p.add_argument("--backend", default=None, help="optimize_for_inference backend for float dtypes (default: lucid's default)")
+    p.add_argument("--backend", default=None, help="optimize_for_inference backend for the dtype (default: lucid's default)")
     args = p.parse_args()
     torch.manual_seed(0)
     model = create_model(args.model).eval()
     x = torch.randn(args.batch_size, model.config.in_channels, args.image_size, args.image_size)
     int8 = args.dtype == "int8"
     calibration = calibration_set(model, 8, args.image_size) if int8 else None
-    paths = onnx_models(model, x[:1], Path(tempfile.mkdtemp()), int8=int8, calibration=calibration)
-    kw = {"calibration": calibration, "calibration_batches": len(calibration)} if int8 else {"backend": args.backend}
+    files = tempfile.TemporaryDirectory()  # the ONNX files, removed at exit
+    paths = onnx_models(model, x[:1], Path(files.name), int8=int8, calibration=calibration)
+    kw = {"backend": args.backend, **({"calibration": calibration, "calibration_batches": len(calibration)} if int8 else {})}
     fast = lucid.optimize_for_inference(model, dtype=getattr(torch, args.dtype), **kw)
     for _ in range(3):
         fast(x)

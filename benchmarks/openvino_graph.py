@@ -34,7 +34,8 @@ def main() -> int:
     model = create_model(args.model).eval()
     x = torch.zeros(1, model.config.in_channels, args.image_size, args.image_size)
     int8 = args.precision == "int8"
-    paths = onnx_models(model, x, Path(tempfile.mkdtemp()), int8=int8, calibration=calibration_set(model, 8, args.image_size) if int8 else None)
+    files = tempfile.TemporaryDirectory()  # the ONNX files, removed at exit
+    paths = onnx_models(model, x, Path(files.name), int8=int8, calibration=calibration_set(model, 8, args.image_size) if int8 else None)
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": runtime_threads(), "NUM_STREAMS": 1}
     if not int8:
         config["INFERENCE_PRECISION_HINT"] = args.precision

@@ -9,6 +9,7 @@ hits every contender alike. Reported: median images/s, peak memory and the ratio
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import os
@@ -417,6 +418,14 @@ def lucid_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, compile: boo
     return f"train_step, fast_defaults: {setup}", step
 
 
+def _backends_for(backends: tuple[str | None, ...], dtype: torch.dtype, compile: bool, device: torch.device) -> tuple[str | None, ...]:
+    """The entries of ``backends`` that ``optimize_for_inference`` takes for ``dtype`` on ``device``, else ``(None,)``."""
+    from .optimize import FLOAT_BACKENDS, INT8_BACKENDS
+
+    valid = INT8_BACKENDS if dtype == torch.int8 else FLOAT_BACKENDS[device.type]
+    return (None,) if compile else tuple(b for b in backends if b is None or b in valid) or (None,)
+
+
 def infer_contenders(
     name: str,
     model: nn.Module,
@@ -432,13 +441,14 @@ def infer_contenders(
     lucid_backends: tuple[str | None, ...] = (None,),
 ) -> list[Contender]:
     """Each peer in eager fp32 NCHW (its default), the deployment runtimes, and lucid's ``optimize_for_inference``
-    (one row per entry of ``lucid_backends`` for float dtypes without ``compile``; ``None`` is the default backend).
+    (one row per entry of ``lucid_backends`` that applies to ``dtype`` on ``device`` without ``compile``; ``None`` is
+    the default backend, and the default alone runs where none applies).
 
     When ``dtype``/``compile`` differ from the defaults, every torch peer is also run with that
     (float) dtype, channels-last and compile setting, so lucid is compared with the best a peer's
     user would write by hand as well as with the peer's default. With ``runtimes`` (and ``peers``),
     OpenVINO and ONNX Runtime run lucid's ONNX export at ``dtype`` (:func:`runtime_contenders`;
-    files under ``folder``, default a temporary folder). int8 models on both sides are calibrated
+    files under ``folder``, default a temporary folder removed once they are loaded). int8 models on both sides are calibrated
     on the same :func:`calibration_set`.
     """
     model = model.to(device).eval()
@@ -450,10 +460,9 @@ def infer_contenders(
         if dtype.is_floating_point and (dtype != torch.float32 or compile):
             out.append(Contender(peer, describe(dtype, True, compile), peer_infer(m, x, dtype, True, compile), batch, peer=True))
     if peers and runtimes:
-        if folder is None:
-            folder = Path(tempfile.mkdtemp(prefix="lucid-bench-"))
-        out += runtime_contenders(model, x, dtype, folder, calibration)
-    for backend in lucid_backends if dtype.is_floating_point and not compile else (None,):
+        with tempfile.TemporaryDirectory(prefix="lucid-bench-") if folder is None else contextlib.nullcontext(folder) as where:
+            out += runtime_contenders(model, x, dtype, Path(where), calibration)  # the runtimes load their files now
+    for backend in _backends_for(lucid_backends, dtype, compile, torch.device(device)):
         setup, run = lucid_infer(model, x, dtype, compile, calibration, backend)
         out.append(Contender("lucid", setup, run, batch))
     return out

@@ -12,6 +12,7 @@ pytest.importorskip("torchao")
 import lucid  # noqa: E402
 from lucid.benchmark import randomize_batchnorm  # noqa: E402
 from lucid.models import ResNeXt, ResNeXtConfig  # noqa: E402
+from lucid.optimize import INT8_BACKENDS  # noqa: E402
 from lucid.train.data import digits_splits  # noqa: E402
 
 SMALL = dict(cardinality=4, base_width=8, layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10, in_channels=1, stem_width=16)
@@ -40,15 +41,26 @@ def _batches(images: torch.Tensor, size: int = 64) -> list[torch.Tensor]:
     return [images[i:i + size] for i in range(0, len(images), size)]
 
 
-def test_int8_keeps_accuracy_and_agrees_with_float32(trained) -> None:
-    model, train_images, val_images, val_labels = trained
+@pytest.fixture(scope="module")
+def int8_models(trained) -> dict[str, nn.Module]:
+    """The trained model quantized on the same calibration batches for each int8 backend."""
+    model, train_images, _, _ = trained
+    return {
+        backend: lucid.optimize_for_inference(model, dtype=torch.int8, calibration=_batches(train_images), calibration_batches=8, backend=backend)
+        for backend in INT8_BACKENDS
+    }
+
+
+@pytest.mark.parametrize("backend", INT8_BACKENDS)
+def test_int8_keeps_accuracy_and_agrees_with_float32(trained, int8_models, backend: str) -> None:
+    model, _, val_images, val_labels = trained
     with torch.no_grad():
         ref = model(val_images)
     acc_fp32 = (ref.argmax(1) == val_labels).float().mean().item()
     assert acc_fp32 > 0.85  # the model really learned, so agreement below means something
-    fast = lucid.optimize_for_inference(model, dtype=torch.int8, calibration=_batches(train_images), calibration_batches=8)
-    assert fast.dtype == torch.int8 and fast.backend.startswith("onednn-int8")
-    out = torch.cat([fast(b) for b in _batches(val_images)])
+    fast = int8_models[backend]
+    assert fast.dtype == torch.int8 and fast.backend == backend
+    out = fast(val_images)
     assert out.dtype == torch.float32 and out.shape == ref.shape
     acc_int8 = (out.argmax(1) == val_labels).float().mean().item()
     agreement = (out.argmax(1) == ref.argmax(1)).float().mean().item()
@@ -59,14 +71,32 @@ def test_int8_keeps_accuracy_and_agrees_with_float32(trained) -> None:
     assert 1e-4 < rel < 0.2, rel
 
 
+def test_int8_backends_compute_the_same_logits(trained, int8_models) -> None:
+    """inductor's C++ forward against the same oneDNN int8 operators called one by one from Python."""
+    val_images = trained[2]
+    lowered, compiled = int8_models["onednn-lowered"](val_images), int8_models["inductor-cpp"](val_images)
+    torch.testing.assert_close(compiled, lowered, rtol=0, atol=1e-5 * lowered.abs().max().item())
+
+
+def test_int8_default_needs_a_compiler_and_falls_back_without_one(monkeypatch) -> None:
+    x = torch.randn(2, 1, 16, 16)
+    assert lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1).backend == "inductor-cpp"
+    monkeypatch.setattr(lucid.optimize, "compiler_available", lambda: False)
+    assert lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1).backend == "onednn-lowered"
+    with pytest.raises(ValueError, match="backend='inductor-cpp' needs a C\\+\\+ compiler"):
+        lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="inductor-cpp")
+    with pytest.raises(ValueError, match=r"backend must be one of \['inductor-cpp', 'onednn-lowered'\] for torch.int8 on cpu, got 'onednn-graph'"):
+        lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="onednn-graph")
+
+
 def test_int8_takes_image_label_pairs_and_any_batch_size(trained) -> None:
     model, train_images, val_images, _ = trained
     labels = torch.zeros(len(train_images), dtype=torch.long)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train_images, labels), batch_size=32)
-    fast = lucid.optimize_for_inference(model, dtype=torch.int8, calibration=loader, calibration_batches=4)
+    fast = lucid.optimize_for_inference(model, dtype=torch.int8, calibration=loader, calibration_batches=4, backend="onednn-lowered")
     with torch.no_grad():
         ref = model(val_images[:5])
-    for n in (5, 1, 5):  # a new batch size lowers again; the first shape is reused
+    for n in (5, 1, 5):  # a new batch size compiles again; the first shape is reused
         out = fast(val_images[:n])
         assert out.shape == (n, 10)
         assert (out.argmax(1) == ref[:n].argmax(1)).float().mean().item() >= 0.8
@@ -120,7 +150,7 @@ def test_lucid_lowering_passes_give_torchaos_outputs_exactly() -> None:
     from lucid.optimize.quantize import pool_in_uint8, quantize_in_place
 
     x = torch.randn(3, 1, 32, 32)
-    fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1)
+    fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="onednn-lowered")
     plain = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
     passed = lower_pt2e_quantized_to_x86(copy.deepcopy(fast.net.quantized), (x,))
     assert pool_in_uint8(passed) == 1  # the stem's max-pool
@@ -164,10 +194,10 @@ def test_max_pool_codes_matches_float_max_pool_for_every_window_shape() -> None:
     assert checked > 300
 
 
-def test_int8_module_copies_without_its_lowered_graphs() -> None:
+def test_int8_module_copies_without_its_compiled_graphs() -> None:
     x = torch.randn(2, 1, 16, 16)
-    fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1)
-    first = fast(x)  # lowers (and prepacks) for this shape
+    fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="onednn-lowered")
+    first = fast(x)  # compiles (and prepacks) for this shape
     twin = copy.deepcopy(fast)
-    assert twin.net._lowered == {} and len(fast.net._lowered) == 1
+    assert twin.net._compiled == {} and len(fast.net._compiled) == 1
     assert torch.equal(twin(x), first)

@@ -10,7 +10,8 @@ performance guide):
    reuse their activation pages instead of page-faulting fresh ones;
 4. store weights and activations channels-last (NHWC), the layout oneDNN and cuDNN run fastest;
 5. cast to ``dtype`` (bf16 uses AVX512-BF16/AMX on CPUs and tensor cores on GPUs), or for
-   ``torch.int8`` quantize statically on a calibration set (:mod:`lucid.optimize.quantize`);
+   ``torch.int8`` quantize statically on a calibration set and compile the quantized graph once
+   per input shape, by default with inductor's C++ wrapper (:mod:`lucid.optimize.quantize`);
 6. without ``compile``, on CPU run the model as oneDNN Graph partitions compiled once per input
    shape (:mod:`lucid.optimize.graph`), which removes the fixed cost each operator call pays;
    with ``backend="onednn-fused"`` on CPU, and on CUDA, rebuild the model on fused kernels by
@@ -37,9 +38,10 @@ from . import graph
 from .folding import fold_batchnorm
 from .memory import retain_freed_memory
 from .model import OptimizedModel
+from .quantize import compiler_available
 from .rules import register_rewrite, residual_rule
 
-__all__ = ["FLOAT_BACKENDS", "OptimizedModel", "fold_batchnorm", "optimize_for_inference", "register_rewrite", "residual_rule"]
+__all__ = ["FLOAT_BACKENDS", "INT8_BACKENDS", "OptimizedModel", "fold_batchnorm", "optimize_for_inference", "register_rewrite", "residual_rule"]
 
 _CPU_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
 _CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -47,6 +49,7 @@ FLOAT_BACKENDS = {
     "cpu": ("onednn-graph", "onednn-fused", "eager"),  # whole-graph oneDNN, fused oneDNN kernels, plain PyTorch
     "cuda": ("cudnn-fused", "eager"),
 }
+INT8_BACKENDS = ("inductor-cpp", "onednn-lowered")  # CPU int8: the forward compiled to C++; oneDNN operators called from Python
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -83,7 +86,7 @@ def _check_arguments(
         raise ValueError(f"optimize_for_inference: dtype must be one of {[str(d) for d in allowed]} on {device.type}, got {dtype!r}")
     if dtype == torch.int8:
         if compile:
-            raise ValueError("optimize_for_inference: compile=True does not apply to dtype=torch.int8 (it runs oneDNN's int8 kernels directly)")
+            raise ValueError("optimize_for_inference: compile=True does not apply to dtype=torch.int8 (its default backend 'inductor-cpp' already compiles)")
         if model.training:
             raise ValueError(
                 "optimize_for_inference(dtype=torch.int8): the model is in train mode; call model.eval() first "
@@ -94,8 +97,11 @@ def _check_arguments(
     return device
 
 
-def _default_backend(device: torch.device) -> str:
-    """The fastest float backend this build of PyTorch offers on the device (measured: see the performance guide)."""
+def _default_backend(device: torch.device, dtype: torch.dtype) -> str:
+    """The fastest backend this build of PyTorch and this machine offer for the device and dtype
+    (measured: see the performance guide)."""
+    if dtype == torch.int8:
+        return "inductor-cpp" if compiler_available() else "onednn-lowered"
     if device.type == "cuda":
         return "cudnn-fused" if torch.backends.cudnn.is_available() else "eager"
     if graph.available():
@@ -104,18 +110,20 @@ def _default_backend(device: torch.device) -> str:
 
 
 def _check_backend(backend: str | None, device: torch.device, dtype: torch.dtype, compile: bool) -> str | None:
-    """``backend`` checked against the device, or the default; ``None`` where int8 or ``compile`` decide."""
-    if dtype == torch.int8 or compile:
+    """``backend`` checked against the device and dtype, or the default; ``None`` where ``compile`` decides."""
+    if compile:
         if backend is not None:
-            raise ValueError(f"optimize_for_inference: backend= applies to float dtypes without compile=True, got backend={backend!r}")
+            raise ValueError(f"optimize_for_inference: backend= does not apply with compile=True, got backend={backend!r}")
         return None
     if backend is None:
-        return _default_backend(device)
-    allowed = FLOAT_BACKENDS[device.type]
+        return _default_backend(device, dtype)
+    allowed = INT8_BACKENDS if dtype == torch.int8 else FLOAT_BACKENDS[device.type]
     if backend not in allowed:
-        raise ValueError(f"optimize_for_inference: backend must be one of {list(allowed)} on {device.type}, got {backend!r}")
+        raise ValueError(f"optimize_for_inference: backend must be one of {list(allowed)} for {dtype} on {device.type}, got {backend!r}")
     if backend == "onednn-graph" and not graph.available():
         raise ValueError(f"optimize_for_inference: backend='onednn-graph' needs PyTorch's oneDNN Graph fuser, which torch {torch.__version__} lacks; use 'onednn-fused'")
+    if backend == "inductor-cpp" and not compiler_available():
+        raise ValueError("optimize_for_inference: backend='inductor-cpp' needs a C++ compiler ($CXX or g++ on the PATH); install one or use 'onednn-lowered'")
     return backend
 
 
@@ -128,7 +136,7 @@ def _fast_net(net: nn.Module, dtype: torch.dtype, backend: str | None, compile: 
     if batches is not None:
         from .quantize import quantize_int8
 
-        return quantize_int8(net, batches), "onednn-int8 (torchao pt2e)"
+        return quantize_int8(net, batches, backend), backend
     net = net.to(dtype=dtype, memory_format=torch.channels_last)
     if compile:
         return torch.compile(net, options={"freezing": True}), "inductor+freezing"
@@ -181,11 +189,14 @@ def optimize_for_inference(
             process-wide change; :mod:`lucid.optimize.memory`) so every call reuses the pages of
             the one before instead of page-faulting fresh ones; the process then keeps its peak
             heap. ``False`` leaves the C library's settings alone.
-        backend: for float dtypes without ``compile``, how the folded model runs (``None``: the
-            fastest available). On CPU ``"onednn-graph"`` (oneDNN Graph partitions compiled once
+        backend: without ``compile``, how the folded model runs (``None``: the fastest available).
+            For float dtypes on CPU ``"onednn-graph"`` (oneDNN Graph partitions compiled once
             per input shape, :mod:`lucid.optimize.graph`; the default where PyTorch has the
             fuser), ``"onednn-fused"`` (oneDNN's fused kernels called layer by layer,
             :mod:`lucid.optimize.cpu`) or ``"eager"``; on CUDA ``"cudnn-fused"`` or ``"eager"``.
+            For int8 ``"inductor-cpp"`` (the quantized forward compiled to one C++ function per
+            input shape, tens of seconds at each new shape; the default where a C++ compiler is
+            found) or ``"onednn-lowered"`` (the same oneDNN int8 operators called from Python).
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW float input and returning float logits in the

@@ -2,11 +2,17 @@
 
 The model is captured with ``torch.export``, annotated by torchao's ``X86InductorQuantizer``
 (int8 weights, symmetric and per output channel; uint8 activations, one scale per tensor),
-calibrated on real input batches, converted, then lowered to oneDNN's quantized convolutions
-(``onednn.qconv_pointwise``: convolution, bias, ReLU and the residual addition in one kernel,
-with int8 weights prepacked once per input shape); the stem's max-pool runs on the uint8 codes.
-Input and output stay float: the first op quantizes the images (in one buffer) and the last
-dequantizes the logits.
+calibrated on real input batches and converted. For each input shape the quantized graph then
+becomes oneDNN's quantized convolutions (convolution, bias, ReLU and the residual addition in one
+kernel, with int8 weights prepacked once), in one of two ways (``lucid.optimize.INT8_BACKENDS``):
+
+- ``"inductor-cpp"``: inductor with freezing and its C++ wrapper, which compiles the whole
+  forward into one C++ function, so no Python runs between the kernels (needs a C++ compiler);
+- ``"onednn-lowered"``: torchao's lowering to an FX graph of the same oneDNN operators, run from
+  Python, with two lucid passes: the stem's max-pool on the uint8 codes, and the images
+  quantized in one buffer.
+
+Input and output stay float: the first step quantizes the images and the last dequantizes the logits.
 
 torchao is imported only here (``pip install "lucid[quantize]"``).
 """
@@ -14,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Iterable
+import shutil
+import warnings
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -23,7 +31,14 @@ from torch import nn
 
 from .rules import TransientCaches, tracing
 
-__all__ = ["Int8Net", "calibration_batches", "quantize_int8"]
+__all__ = ["Int8Net", "calibration_batches", "compiler_available", "quantize_int8"]
+
+
+def compiler_available() -> bool:
+    """Whether the C++ compiler that inductor calls (``$CXX``, else ``g++``) is on the PATH."""
+    from torch._inductor import config
+
+    return shutil.which(config.cpp.cxx[-1] or "g++") is not None
 
 
 def _images_of(item: Any, index: int, in_channels: int) -> torch.Tensor:
@@ -153,18 +168,21 @@ def quantize_in_place(graph_module: torch.fx.GraphModule) -> int:
 
 
 class Int8Net(TransientCaches, nn.Module):
-    """A quantized model lowered to oneDNN's int8 kernels once per input shape.
+    """A quantized model compiled (``backend="inductor-cpp"``) or lowered (``"onednn-lowered"``)
+    to oneDNN's int8 kernels once per input shape.
 
-    Lowering specializes the graph and prepacks the int8 weights for one input shape (a few
-    seconds), so the first call at each new shape is slow; every shape keeps its lowered graph.
+    Compiling specializes the graph and prepacks the int8 weights for one input shape (seconds for
+    the lowering, tens of seconds for inductor's C++), so the first call at each new shape is slow;
+    every shape keeps its compiled graph.
     """
 
-    _transient = {"_lowered": dict}  # prepacked oneDNN weights: a copy lowers its own graphs
+    _transient = {"_compiled": dict}  # prepacked oneDNN weights: a copy compiles its own graphs
 
-    def __init__(self, quantized: torch.fx.GraphModule) -> None:
+    def __init__(self, quantized: torch.fx.GraphModule, backend: str) -> None:
         super().__init__()
         self.quantized = quantized
-        self._lowered: dict[tuple[torch.Size, bool], torch.fx.GraphModule] = {}
+        self.backend = backend
+        self._compiled: dict[tuple[torch.Size, bool], Callable[[torch.Tensor], torch.Tensor]] = {}
 
     def train(self, mode: bool = True) -> Int8Net:
         # the quantized graph is fixed in eval mode (torchao refuses train()/eval() on exported graphs)
@@ -180,18 +198,55 @@ class Int8Net(TransientCaches, nn.Module):
                 "or traced; export the plain model (lucid.export.to_onnx) and quantize it with the runtime's tools"
             )
         key = (x.shape, x.is_contiguous(memory_format=torch.channels_last))
-        if key not in self._lowered:
-            from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
+        if key not in self._compiled:
+            self._compiled[key] = self._compile(x)
+        return self._compiled[key](x)
 
-            lowered = lower_pt2e_quantized_to_x86(copy.deepcopy(self.quantized), (x,))
-            pool_in_uint8(lowered)
-            quantize_in_place(lowered)
-            self._lowered[key] = lowered
-        return self._lowered[key](x)
+    def _compile(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        quantized = copy.deepcopy(self.quantized)
+        if self.backend == "inductor-cpp":
+            import torch._inductor
+
+            with warnings.catch_warnings():  # inductor's own constant folding, not the user's to act on
+                warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
+                return torch._inductor.compile(quantized, [x], options={"freezing": True, "cpp_wrapper": True})
+        from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
+
+        lowered = lower_pt2e_quantized_to_x86(quantized, (x,))
+        pool_in_uint8(lowered)
+        quantize_in_place(lowered)
+        return lowered
 
 
-def quantize_int8(net: nn.Module, batches: list[torch.Tensor]) -> Int8Net:
-    """Quantize a BatchNorm-folded eval-mode float32 CPU model, calibrated on ``batches``."""
+class _ZeroChannelConv(nn.Module):
+    """A convolution of one-channel images, run exactly as one of two channels: the images gain a
+    zero channel and the weights zeros for it.
+
+    inductor lays out a one-channel tensor (both contiguous and channels-last) differently from the
+    oneDNN kernel that receives it, and its compiled graph then refuses the convolution's output;
+    two channels are unambiguous. The zeros quantize to the zero point exactly and add nothing.
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = copy.deepcopy(conv)
+        self.conv.weight = nn.Parameter(torch.cat([conv.weight, torch.zeros_like(conv.weight)], 1), requires_grad=False)
+        self.conv.in_channels = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([x, torch.zeros_like(x)], 1))
+
+
+def _widen_one_channel_input(net: nn.Module) -> None:
+    """Run a first convolution of one-channel images as a two-channel one (:class:`_ZeroChannelConv`)."""
+    name, conv = next((n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
+    if conv.in_channels == 1:
+        parent, _, child = name.rpartition(".")
+        setattr(net.get_submodule(parent), child, _ZeroChannelConv(conv))
+
+
+def quantize_int8(net: nn.Module, batches: list[torch.Tensor], backend: str) -> Int8Net:
+    """Quantize a BatchNorm-folded eval-mode float32 CPU model, calibrated on ``batches``, to run on ``backend``."""
     from torch.export import Dim
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
@@ -199,6 +254,7 @@ def quantize_int8(net: nn.Module, batches: list[torch.Tensor]) -> Int8Net:
         get_default_x86_inductor_quantization_config,
     )
 
+    _widen_one_channel_input(net)
     example = batches[0].contiguous(memory_format=torch.channels_last)
     dynamic = ({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)  # any batch size and resolution
     captured = torch.export.export(net, (example,), dynamic_shapes=dynamic).module()
@@ -207,5 +263,5 @@ def quantize_int8(net: nn.Module, batches: list[torch.Tensor]) -> Int8Net:
     with torch.no_grad():
         for x in batches:
             prepared(x.contiguous(memory_format=torch.channels_last))
-    return Int8Net(convert_pt2e(prepared))
+    return Int8Net(convert_pt2e(prepared), backend)
 
