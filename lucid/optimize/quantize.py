@@ -205,44 +205,21 @@ class Int8Net(TransientCaches, nn.Module):
     def _compile(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         quantized = copy.deepcopy(self.quantized)
         if self.backend == "inductor-cpp":
-            import torch._inductor
+            from torch._inductor import config
 
-            with warnings.catch_warnings():  # inductor's own constant folding, not the user's to act on
-                warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
-                return torch._inductor.compile(quantized, [x], options={"freezing": True, "cpp_wrapper": True})
+            compiled = torch.compile(quantized, dynamic=False)
+            # inductor reads these while it compiles, at the first call; each compiled module sees one
+            # shape and layout (the caller's key), so it never compiles again
+            with config.patch(freezing=True, cpp_wrapper=True), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)  # inductor's constant folding
+                compiled(x)
+            return compiled
         from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
 
         lowered = lower_pt2e_quantized_to_x86(quantized, (x,))
         pool_in_uint8(lowered)
         quantize_in_place(lowered)
         return lowered
-
-
-class _ZeroChannelConv(nn.Module):
-    """A convolution of one-channel images, run exactly as one of two channels: the images gain a
-    zero channel and the weights zeros for it.
-
-    inductor lays out a one-channel tensor (both contiguous and channels-last) differently from the
-    oneDNN kernel that receives it, and its compiled graph then refuses the convolution's output;
-    two channels are unambiguous. The zeros quantize to the zero point exactly and add nothing.
-    """
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = copy.deepcopy(conv)
-        self.conv.weight = nn.Parameter(torch.cat([conv.weight, torch.zeros_like(conv.weight)], 1), requires_grad=False)
-        self.conv.in_channels = 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([x, torch.zeros_like(x)], 1))
-
-
-def _widen_one_channel_input(net: nn.Module) -> None:
-    """Run a first convolution of one-channel images as a two-channel one (:class:`_ZeroChannelConv`)."""
-    name, conv = next((n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
-    if conv.in_channels == 1:
-        parent, _, child = name.rpartition(".")
-        setattr(net.get_submodule(parent), child, _ZeroChannelConv(conv))
 
 
 def quantize_int8(net: nn.Module, batches: list[torch.Tensor], backend: str) -> Int8Net:
@@ -254,7 +231,6 @@ def quantize_int8(net: nn.Module, batches: list[torch.Tensor], backend: str) -> 
         get_default_x86_inductor_quantization_config,
     )
 
-    _widen_one_channel_input(net)
     example = batches[0].contiguous(memory_format=torch.channels_last)
     dynamic = ({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)  # any batch size and resolution
     captured = torch.export.export(net, (example,), dynamic_shapes=dynamic).module()
