@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-runtimes", action="store_true", help="leave OpenVINO and ONNX Runtime out")
     p.add_argument("--lucid-backends", default="", metavar="LIST",
                    help="one lucid row per optimize_for_inference backend listed that applies to the run's dtype "
-                        "(e.g. onednn-graph,onednn-fused,inductor-cpp,onednn-lowered; default: lucid's default only)")
+                        "(e.g. onednn-graph,onednn-fused,inductor-aot,onednn-lowered; default: lucid's default only)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every timing to this JSON file")
     s = p.add_argument_group("scaling table")
     s.add_argument("--scaling", action="store_true", help="print the scaling table instead of the comparisons")

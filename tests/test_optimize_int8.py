@@ -74,18 +74,18 @@ def test_int8_keeps_accuracy_and_agrees_with_float32(trained, int8_models, backe
 def test_int8_backends_compute_the_same_logits(trained, int8_models) -> None:
     """inductor's C++ forward against the same oneDNN int8 operators called one by one from Python."""
     val_images = trained[2]
-    lowered, compiled = int8_models["onednn-lowered"](val_images), int8_models["inductor-cpp"](val_images)
+    lowered, compiled = int8_models["onednn-lowered"](val_images), int8_models["inductor-aot"](val_images)
     torch.testing.assert_close(compiled, lowered, rtol=0, atol=1e-5 * lowered.abs().max().item())
 
 
 def test_int8_default_needs_a_compiler_and_falls_back_without_one(monkeypatch) -> None:
     x = torch.randn(2, 1, 16, 16)
-    assert lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1).backend == "inductor-cpp"
+    assert lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1).backend == "inductor-aot"
     monkeypatch.setattr(lucid.optimize, "compiler_available", lambda: False)
     assert lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1).backend == "onednn-lowered"
-    with pytest.raises(ValueError, match="backend='inductor-cpp' needs a C\\+\\+ compiler"):
-        lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="inductor-cpp")
-    with pytest.raises(ValueError, match=r"backend must be one of \['inductor-cpp', 'onednn-lowered'\] for torch.int8 on cpu, got 'onednn-graph'"):
+    with pytest.raises(ValueError, match="backend='inductor-aot' needs a C\\+\\+ compiler"):
+        lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="inductor-aot")
+    with pytest.raises(ValueError, match=r"backend must be one of \['inductor-aot', 'onednn-lowered'\] for torch.int8 on cpu, got 'onednn-graph'"):
         lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="onednn-graph")
 
 

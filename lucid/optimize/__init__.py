@@ -11,7 +11,7 @@ performance guide):
 4. store weights and activations channels-last (NHWC), the layout oneDNN and cuDNN run fastest;
 5. cast to ``dtype`` (bf16 uses AVX512-BF16/AMX on CPUs and tensor cores on GPUs), or for
    ``torch.int8`` quantize statically on a calibration set and compile the quantized graph once
-   per input shape, by default with inductor's C++ wrapper (:mod:`lucid.optimize.quantize`);
+   per input shape, by default ahead of time into a C++ library by AOTInductor (:mod:`lucid.optimize.quantize`);
 6. without ``compile``, on CPU run the model as oneDNN Graph partitions compiled once per input
    shape (:mod:`lucid.optimize.graph`), which removes the fixed cost each operator call pays;
    with ``backend="onednn-fused"`` on CPU, and on CUDA, rebuild the model on fused kernels by
@@ -49,7 +49,7 @@ FLOAT_BACKENDS = {
     "cpu": ("onednn-graph", "onednn-fused", "eager"),  # whole-graph oneDNN, fused oneDNN kernels, plain PyTorch
     "cuda": ("cudnn-fused", "eager"),
 }
-INT8_BACKENDS = ("inductor-cpp", "onednn-lowered")  # CPU int8: the forward compiled to C++; oneDNN operators called from Python
+INT8_BACKENDS = ("inductor-aot", "onednn-lowered")  # CPU int8: the forward compiled to a C++ library; oneDNN operators called from Python
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -86,7 +86,7 @@ def _check_arguments(
         raise ValueError(f"optimize_for_inference: dtype must be one of {[str(d) for d in allowed]} on {device.type}, got {dtype!r}")
     if dtype == torch.int8:
         if compile:
-            raise ValueError("optimize_for_inference: compile=True does not apply to dtype=torch.int8 (its default backend 'inductor-cpp' already compiles)")
+            raise ValueError("optimize_for_inference: compile=True does not apply to dtype=torch.int8 (its default backend 'inductor-aot' already compiles)")
         if model.training:
             raise ValueError(
                 "optimize_for_inference(dtype=torch.int8): the model is in train mode; call model.eval() first "
@@ -101,7 +101,7 @@ def _default_backend(device: torch.device, dtype: torch.dtype) -> str:
     """The fastest backend this build of PyTorch and this machine offer for the device and dtype
     (measured: see the performance guide)."""
     if dtype == torch.int8:
-        return "inductor-cpp" if compiler_available() else "onednn-lowered"
+        return "inductor-aot" if compiler_available() else "onednn-lowered"
     if device.type == "cuda":
         return "cudnn-fused" if torch.backends.cudnn.is_available() else "eager"
     if graph.available():
@@ -122,8 +122,8 @@ def _check_backend(backend: str | None, device: torch.device, dtype: torch.dtype
         raise ValueError(f"optimize_for_inference: backend must be one of {list(allowed)} for {dtype} on {device.type}, got {backend!r}")
     if backend == "onednn-graph" and not graph.available():
         raise ValueError(f"optimize_for_inference: backend='onednn-graph' needs PyTorch's oneDNN Graph fuser, which torch {torch.__version__} lacks; use 'onednn-fused'")
-    if backend == "inductor-cpp" and not compiler_available():
-        raise ValueError("optimize_for_inference: backend='inductor-cpp' needs a C++ compiler ($CXX or g++ on the PATH); install one or use 'onednn-lowered'")
+    if backend == "inductor-aot" and not compiler_available():
+        raise ValueError("optimize_for_inference: backend='inductor-aot' needs a C++ compiler ($CXX or g++ on the PATH); install one or use 'onednn-lowered'")
     return backend
 
 
@@ -194,9 +194,10 @@ def optimize_for_inference(
             per input shape, :mod:`lucid.optimize.graph`; the default where PyTorch has the
             fuser), ``"onednn-fused"`` (oneDNN's fused kernels called layer by layer,
             :mod:`lucid.optimize.cpu`) or ``"eager"``; on CUDA ``"cudnn-fused"`` or ``"eager"``.
-            For int8 ``"inductor-cpp"`` (the quantized forward compiled to one C++ function per
-            input shape, tens of seconds at each new shape; the default where a C++ compiler is
-            found) or ``"onednn-lowered"`` (the same oneDNN int8 operators called from Python).
+            For int8 ``"inductor-aot"`` (AOTInductor compiles the quantized forward into a C++
+            library per input shape, tens of seconds at each new shape; the default where a C++
+            compiler is found) or ``"onednn-lowered"`` (the same oneDNN int8 operators called one
+            by one from Python, seconds at each new shape).
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW float input and returning float logits in the

@@ -6,8 +6,8 @@ calibrated on real input batches and converted. For each input shape the quantiz
 becomes oneDNN's quantized convolutions (convolution, bias, ReLU and the residual addition in one
 kernel, with int8 weights prepacked once), in one of two ways (``lucid.optimize.INT8_BACKENDS``):
 
-- ``"inductor-cpp"``: inductor with freezing and its C++ wrapper, which compiles the whole
-  forward into one C++ function, so no Python runs between the kernels (needs a C++ compiler);
+- ``"inductor-aot"``: AOTInductor, with freezing, compiles the whole forward into a C++ library,
+  so no Python runs between the kernels (needs a C++ compiler);
 - ``"onednn-lowered"``: torchao's lowering to an FX graph of the same oneDNN operators, run from
   Python, with two lucid passes: the stem's max-pool on the uint8 codes, and the images
   quantized in one buffer.
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import operator
+import os
 import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -168,12 +170,12 @@ def quantize_in_place(graph_module: torch.fx.GraphModule) -> int:
 
 
 class Int8Net(TransientCaches, nn.Module):
-    """A quantized model compiled (``backend="inductor-cpp"``) or lowered (``"onednn-lowered"``)
+    """A quantized model compiled (``backend="inductor-aot"``) or lowered (``"onednn-lowered"``)
     to oneDNN's int8 kernels once per input shape.
 
     Compiling specializes the graph and prepacks the int8 weights for one input shape (seconds for
-    the lowering, tens of seconds for inductor's C++), so the first call at each new shape is slow;
-    every shape keeps its compiled graph.
+    the lowering, tens of seconds for AOTInductor's C++), so the first call at each new shape is
+    slow; every shape keeps its compiled graph.
     """
 
     _transient = {"_compiled": dict}  # prepacked oneDNN weights: a copy compiles its own graphs
@@ -204,22 +206,31 @@ class Int8Net(TransientCaches, nn.Module):
 
     def _compile(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         quantized = copy.deepcopy(self.quantized)
-        if self.backend == "inductor-cpp":
-            from torch._inductor import config
-
-            compiled = torch.compile(quantized, dynamic=False)
-            # inductor reads these while it compiles, at the first call; each compiled module sees one
-            # shape and layout (the caller's key), so it never compiles again
-            with config.patch(freezing=True, cpp_wrapper=True), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)  # inductor's constant folding
-                compiled(x)
-            return compiled
+        if self.backend == "inductor-aot":
+            return _compile_ahead_of_time(quantized, x)
         from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
 
         lowered = lower_pt2e_quantized_to_x86(quantized, (x,))
         pool_in_uint8(lowered)
         quantize_in_place(lowered)
         return lowered
+
+
+def _compile_ahead_of_time(quantized: torch.fx.GraphModule, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``quantized`` compiled by AOTInductor, with freezing, into a C++ library for ``x``'s shape and loaded.
+
+    The loaded library is independent of ``torch.compile``'s caches (a ``torch._dynamo.reset()`` or
+    another export leaves it alone); its package file is removed once loaded.
+    """
+    from torch._inductor import aoti_compile_and_package, aoti_load_package
+
+    with torch.inference_mode(False), torch.no_grad(), tempfile.TemporaryDirectory(prefix="lucid-int8-") as folder:
+        example = x.clone()  # a normal tensor: export refuses inference-mode ones
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)  # inductor's constant folding
+            program = torch.export.export(quantized, (example,))
+            package = aoti_compile_and_package(program, package_path=os.path.join(folder, "int8.pt2"), inductor_configs={"freezing": True})
+        return aoti_load_package(package)
 
 
 def quantize_int8(net: nn.Module, batches: list[torch.Tensor], backend: str) -> Int8Net:
