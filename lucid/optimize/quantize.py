@@ -18,13 +18,15 @@ torchao is imported only here (``pip install "lucid[quantize]"``).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import operator
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -216,6 +218,20 @@ class Int8Net(TransientCaches, nn.Module):
         return lowered
 
 
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """PyTorch's own log warnings from these loggers held back for the duration: notes about its
+    internals that a user of lucid cannot act on."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
 def _compile_ahead_of_time(quantized: torch.fx.GraphModule, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """``quantized`` compiled by AOTInductor, with freezing, into a C++ library for ``x``'s shape and loaded.
 
@@ -226,7 +242,7 @@ def _compile_ahead_of_time(quantized: torch.fx.GraphModule, x: torch.Tensor) -> 
 
     with torch.inference_mode(False), torch.no_grad(), tempfile.TemporaryDirectory(prefix="lucid-int8-") as folder:
         example = x.clone()  # a normal tensor: export refuses inference-mode ones
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet("torch.utils.cpp_extension"):  # "No CUDA runtime is found"
             warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)  # inductor's constant folding
             program = torch.export.export(quantized, (example,))
             package = aoti_compile_and_package(program, package_path=os.path.join(folder, "int8.pt2"), inductor_configs={"freezing": True})
@@ -236,11 +252,13 @@ def _compile_ahead_of_time(quantized: torch.fx.GraphModule, x: torch.Tensor) -> 
 def quantize_int8(net: nn.Module, batches: list[torch.Tensor], backend: str) -> Int8Net:
     """Quantize a BatchNorm-folded eval-mode float32 CPU model, calibrated on ``batches``, to run on ``backend``."""
     from torch.export import Dim
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer,
-        get_default_x86_inductor_quantization_config,
-    )
+
+    with _quiet("torch.utils._pytree"):  # torchao registers an Enum that torch now handles itself
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
 
     example = batches[0].contiguous(memory_format=torch.channels_last)
     dynamic = ({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)  # any batch size and resolution
