@@ -189,15 +189,13 @@ def optimize_for_inference(
             process-wide change; :mod:`lucid.optimize.memory`) so every call reuses the pages of
             the one before instead of page-faulting fresh ones; the process then keeps its peak
             heap. ``False`` leaves the C library's settings alone.
-        backend: without ``compile``, how the folded model runs (``None``: the fastest available).
-            For float dtypes on CPU ``"onednn-graph"`` (oneDNN Graph partitions compiled once
-            per input shape, :mod:`lucid.optimize.graph`; the default where PyTorch has the
-            fuser), ``"onednn-fused"`` (oneDNN's fused kernels called layer by layer,
-            :mod:`lucid.optimize.cpu`) or ``"eager"``; on CUDA ``"cudnn-fused"`` or ``"eager"``.
-            For int8 ``"inductor-aot"`` (AOTInductor compiles the quantized forward into a C++
-            library per input shape, tens of seconds at each new shape; the default where a C++
-            compiler is found) or ``"onednn-lowered"`` (the same oneDNN int8 operators called one
-            by one from Python, seconds at each new shape).
+        backend: without ``compile``, how the folded model runs (``None``: the fastest available;
+            :data:`FLOAT_BACKENDS`, :data:`INT8_BACKENDS`). Float on CPU: ``"onednn-graph"``
+            (oneDNN Graph partitions compiled per input shape, :mod:`lucid.optimize.graph`),
+            ``"onednn-fused"`` (fused kernels layer by layer, :mod:`lucid.optimize.cpu`) or
+            ``"eager"``; on CUDA ``"cudnn-fused"`` or ``"eager"``. int8: ``"inductor-aot"`` (a C++
+            library per input shape, by AOTInductor; needs a C++ compiler) or ``"onednn-lowered"``
+            (the same oneDNN operators called from Python; quicker to set up at a new shape).
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW float input and returning float logits in the
