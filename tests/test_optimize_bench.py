@@ -11,6 +11,7 @@ from lucid.benchmark import (
     Contender,
     Result,
     format_table,
+    infer_contenders,
     measure,
     onnx_models,
     peer_models,
@@ -141,3 +142,17 @@ def test_cli_bench_int8_adds_the_runtimes_int8_models(capsys: pytest.CaptureFixt
     assert [lib for lib, _ in rows] == ["torchvision", "timm", *runtimes_installed(), "lucid"]
     assert all("int8 QDQ" in setup for lib, setup in rows if lib in ("onnxruntime", "openvino"))
     assert "optimize_for_inference(int8)" in rows[-1][1]
+
+
+def test_lucid_rows_take_the_backends_that_apply_to_the_dtype() -> None:
+    pytest.importorskip("torchao")
+    model = create_model("resnet_18", num_classes=10).eval()
+    asked = ("onednn-graph", "onednn-fused", "onednn-lowered")
+    float_rows = infer_contenders("resnet_18", model, batch=2, size=32, peers=False, lucid_backends=asked)
+    assert [row.setup.rsplit(": ", 1)[1] for row in float_rows] == ["onednn-graph", "onednn-fused"]
+    int8_rows = infer_contenders("resnet_18", model, batch=2, size=32, dtype=torch.int8, peers=False, lucid_backends=asked)
+    assert [row.setup.rsplit(": ", 1)[1] for row in int8_rows] == ["onednn-lowered"]
+    default = infer_contenders("resnet_18", model, batch=2, size=32, dtype=torch.int8, peers=False, lucid_backends=("onednn-graph",))
+    from lucid.optimize.quantize import compiler_available
+
+    assert [row.setup.rsplit(": ", 1)[1] for row in default] == ["inductor-aot" if compiler_available() else "onednn-lowered"]  # lucid's default
