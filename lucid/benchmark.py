@@ -420,9 +420,9 @@ def lucid_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, compile: boo
 
 def _backends_for(backends: tuple[str | None, ...], dtype: torch.dtype, compile: bool, device: torch.device) -> tuple[str | None, ...]:
     """The entries of ``backends`` that ``optimize_for_inference`` takes for ``dtype`` on ``device``, else ``(None,)``."""
-    from .optimize import FLOAT_BACKENDS, INT8_BACKENDS
+    from .optimize import backends_for
 
-    valid = INT8_BACKENDS if dtype == torch.int8 else FLOAT_BACKENDS[device.type]
+    valid = backends_for(device.type, dtype)
     return (None,) if compile else tuple(b for b in backends if b is None or b in valid) or (None,)
 
 

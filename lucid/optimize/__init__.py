@@ -39,9 +39,12 @@ from .folding import fold_batchnorm
 from .memory import retain_freed_memory
 from .model import OptimizedModel
 from .quantize import compiler_available
-from .rules import register_rewrite, residual_rule
+from .rules import register_rewrite, residual_rule, rewrite
 
-__all__ = ["FLOAT_BACKENDS", "INT8_BACKENDS", "OptimizedModel", "fold_batchnorm", "optimize_for_inference", "register_rewrite", "residual_rule"]
+__all__ = [
+    "FLOAT_BACKENDS", "INT8_BACKENDS", "OptimizedModel", "backends_for", "fold_batchnorm", "optimize_for_inference",
+    "register_rewrite", "residual_rule",
+]
 
 _CPU_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
 _CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -50,6 +53,11 @@ FLOAT_BACKENDS = {
     "cuda": ("cudnn-fused", "eager"),
 }
 INT8_BACKENDS = ("inductor-aot", "onednn-lowered")  # CPU int8: the forward compiled to a C++ library; oneDNN operators called from Python
+
+
+def backends_for(device_type: str, dtype: torch.dtype) -> tuple[str, ...]:
+    """The ``backend=`` values :func:`optimize_for_inference` takes for ``dtype`` on a ``device_type`` device."""
+    return INT8_BACKENDS if dtype == torch.int8 else FLOAT_BACKENDS[device_type]
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -117,7 +125,7 @@ def _check_backend(backend: str | None, device: torch.device, dtype: torch.dtype
         return None
     if backend is None:
         return _default_backend(device, dtype)
-    allowed = INT8_BACKENDS if dtype == torch.int8 else FLOAT_BACKENDS[device.type]
+    allowed = backends_for(device.type, dtype)
     if backend not in allowed:
         raise ValueError(f"optimize_for_inference: backend must be one of {list(allowed)} for {dtype} on {device.type}, got {backend!r}")
     if backend == "onednn-graph" and not graph.available():
@@ -131,8 +139,6 @@ def _fast_net(net: nn.Module, dtype: torch.dtype, backend: str | None, compile: 
               batches: list[torch.Tensor] | None) -> tuple[nn.Module, str]:
     """The folded ``net`` quantized (``batches``), compiled, or cast to channels-last ``dtype`` and set
     up to run on ``backend``; and the name of what runs it."""
-    from .rules import rewrite
-
     if batches is not None:
         from .quantize import quantize_int8
 

@@ -207,12 +207,11 @@ class Int8Net(TransientCaches, nn.Module):
         return self._compiled[key](x)
 
     def _compile(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        quantized = copy.deepcopy(self.quantized)
         if self.backend == "inductor-aot":
-            return _compile_ahead_of_time(quantized, x)
+            return _compile_ahead_of_time(self.quantized, x)  # export reads the graph without changing it
         from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
 
-        lowered = lower_pt2e_quantized_to_x86(quantized, (x,))
+        lowered = lower_pt2e_quantized_to_x86(copy.deepcopy(self.quantized), (x,))  # its passes rewrite the graph in place
         pool_in_uint8(lowered)
         quantize_in_place(lowered)
         return lowered
