@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
-from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import (  # noqa: E402
     format_scaling,
     format_table,
@@ -41,6 +40,7 @@ from lucid.benchmark import (  # noqa: E402
     scaling_rows,
     train_contenders,
 )
+from lucid.core.fileio import atomic_write  # noqa: E402
 from lucid.models import create_model  # noqa: E402
 from lucid.optimize import FLOAT_BACKENDS, INT8_BACKENDS  # noqa: E402
 

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
-from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import (  # noqa: E402
     Contender,
     describe,
@@ -40,6 +39,7 @@ from lucid.benchmark import (  # noqa: E402
     peer_train,
     ratio_lines,
 )
+from lucid.core.fileio import atomic_write  # noqa: E402
 from lucid.models import create_model  # noqa: E402
 
 BF16 = torch.bfloat16

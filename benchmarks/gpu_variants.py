@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from lucid._atomic import atomic_write  # noqa: E402
 from lucid.benchmark import machine_summary, make_batch, peer_infer, peer_models, randomize_batchnorm  # noqa: E402
+from lucid.core.fileio import atomic_write  # noqa: E402
 from lucid.models import create_model  # noqa: E402
 from lucid.optimize import optimize_for_inference  # noqa: E402
 from lucid.optimize.cuda import CuDNNConv2d  # noqa: E402

@@ -186,7 +186,7 @@ def main() -> int:
                 r = run_tool(tool, timm_command(case, args.timm_train, data, out, args.workers), out, timm_curve, work / f"{tool}-{repeat}.log", args.threads)
             results.append({"repeat": repeat, **r})
             if args.json:  # after every run, so an interrupted benchmark keeps what it measured
-                from lucid._atomic import atomic_write_text
+                from lucid.core.fileio import atomic_write_text
 
                 atomic_write_text(args.json, json.dumps({"case": args.case, "argv": sys.argv, "results": results}, indent=1))
     print("\n" + format_table(results))

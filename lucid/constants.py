@@ -1,9 +1,3 @@
-"""Constants shared across lucid's layers."""
-from __future__ import annotations
-
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD"]
-
-# Per-channel mean and standard deviation of ImageNet's RGB images (in [0, 1]), which every
-# published ImageNet checkpoint of these architectures was trained to expect.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Older import path of lucid's constants; they live in :mod:`lucid.core.constants`."""
+from .core.constants import *  # noqa: F403
+from .core.constants import __all__  # noqa: F401

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ._atomic import atomic_write
+from .core.fileio import atomic_write
 
 __all__ = ["to_onnx", "to_exported_program", "verify", "Difference", "INPUT_NAME", "OUTPUT_NAME"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._atomic import atomic_write
-from .errors import CheckpointError
+from .core.errors import CheckpointError
+from .core.fileio import atomic_write
 
 __all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lucid._atomic import atomic_write
+from lucid.core.fileio import atomic_write
 
 
 def test_atomic_write_replaces_whole_file_with_umask_permissions(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_writes_fsync_the_file_and_its_folder(tmp_path: Path, monkeypatch: pytes
 
 
 def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    from lucid._atomic import remove_stale_temporaries
+    from lucid.core.fileio import remove_stale_temporaries
 
     dead = tmp_path / f".last.pt.tmp-{_dead_pid()}-abc"
     dead.mkdir()
@@ -89,7 +89,7 @@ def test_saved_models_get_the_umask_permissions(tmp_path: Path, umask: int, mode
 
 
 def test_a_folder_is_replaced_as_a_unit_keeping_other_files(tmp_path: Path) -> None:
-    from lucid._atomic import atomic_folder
+    from lucid.core.fileio import atomic_folder
 
     folder = tmp_path / "run"
     folder.mkdir()

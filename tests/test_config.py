@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from lucid.errors import ConfigError, ConfigTypeError
+from lucid.core.errors import ConfigError, ConfigTypeError
 from lucid.models import Bottleneck, ResNetConfig, ResNeXtConfig
 
 BASE = dict(layers=[3, 4, 6, 3], cardinality=32, base_width=4)

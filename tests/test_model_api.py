@@ -13,7 +13,7 @@ from torch import nn
 
 import lucid
 from lucid import models
-from lucid.errors import CheckpointError
+from lucid.core.errors import CheckpointError
 from lucid.models import BasicBlock, Bottleneck, PreActBottleneck, ResNet, ResNetConfig
 
 ROOT = Path(__file__).resolve().parents[1]

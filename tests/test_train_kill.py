@@ -43,7 +43,7 @@ def _temporaries(folder: Path) -> list[Path]:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_killed_saves_never_leave_a_mixed_or_unreadable_folder(tmp_path: Path) -> None:
-    from lucid._atomic import remove_stale_temporaries
+    from lucid.core.fileio import remove_stale_temporaries
     from lucid.models import create_model, from_pretrained
 
     models = [create_model("resnet_18", channels=[32, 64, 128, 256], num_classes=10) for _ in range(2)]  # ~11 MB each

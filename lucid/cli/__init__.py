@@ -61,7 +61,7 @@ def _message(parser: argparse.ArgumentParser, command: str, error: BaseException
 
 
 def _handled() -> tuple[type[BaseException], ...]:
-    from ..errors import LucidError
+    from ..core.errors import LucidError
 
     return (CLIError, LucidError, OSError)
 

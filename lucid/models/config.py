@@ -7,69 +7,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from .._atomic import atomic_write_text
-from ..errors import ConfigError, ConfigTypeError
+from ..core.checks import (  # noqa: F401  (re-exported: older code imports the helpers from here)
+    check_bool,
+    check_positive_int,
+    check_stage_values,
+    check_unit_interval,
+    describe,
+    is_int,
+)
+from ..core.errors import ConfigError, ConfigTypeError
+from ..core.fileio import atomic_write_text
 
 C = TypeVar("C", bound="ModelConfig")
 
 LIBRARY_NAME = "lucid"
-
-
-def describe(value: Any) -> str:
-    """``repr`` of a value with its type, for error messages."""
-    return f"{value!r} ({type(value).__name__})"
-
-
-def is_int(value: Any) -> bool:
-    """True for Python and numpy integers, False for ``bool``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_positive_int(name: str, value: Any) -> int:
-    """``value`` as an ``int`` after checking it is a positive integer."""
-    if not is_int(value):
-        raise ConfigTypeError(f"{name} must be greater than 0 (a positive int); got {describe(value)}", name)
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0; got {value!r}", name)
-    return int(value)
-
-
-def check_stage_values(name: str, value: Any, what: str) -> tuple[int, ...]:
-    """``value`` as a tuple of four positive ints (one per stage); ``what`` is "depths" or "widths"."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ConfigTypeError(
-            f"{name} must contain exactly 4 stage {what}; got {describe(value)}, expected a list of 4 positive ints", name
-        )
-    items = tuple(value)
-    if len(items) != 4:
-        raise ConfigError(f"{name} must contain exactly 4 stage {what}; got {len(items)}: {list(items)!r}", name)
-    bad = [i for i, item in enumerate(items) if not is_int(item) or item <= 0]
-    if bad:
-        raise ConfigError(
-            f"{name} values must be positive integers; got {name}[{bad[0]}]={items[bad[0]]!r} in {list(items)!r}", name
-        )
-    return tuple(int(i) for i in items)
-
-
-def check_unit_interval(name: str, value: Any) -> float:
-    """``value`` as a float after checking it is a finite number in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigTypeError(f"{name} must be a number in [0, 1); got {describe(value)}", name)
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise ConfigError(f"{name} must be a finite number in [0, 1); got {value!r}", name)
-    return float(value)
-
-
-def check_bool(name: str, value: Any) -> None:
-    """Raise unless ``value`` is a ``bool``."""
-    if not isinstance(value, bool):
-        raise ConfigTypeError(f"{name} must be True or False; got {describe(value)}", name)
 
 
 class ModelConfig:

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._atomic import atomic_folder
-from ..errors import CheckpointError, LucidError
+from ..core.errors import CheckpointError, LucidError
+from ..core.fileio import atomic_folder
 from ..io import load_file, load_into, save_file
 
 __all__ = [

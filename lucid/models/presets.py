@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 import torch
 from torch import nn
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from .registry import build_preset, register_model
 from .resnet import ResNet
 from .resnext import ResNeXt

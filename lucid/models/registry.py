@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
 
-from ..errors import ConfigError, ConfigTypeError
+from ..core.errors import ConfigError, ConfigTypeError
 
 if TYPE_CHECKING:
     from .presets import Preset

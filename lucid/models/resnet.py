@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Union
 import torch
 from torch import nn
 
-from ..errors import ConfigError, ConfigTypeError
+from ..core.errors import ConfigError, ConfigTypeError
 from ..nn import ConvBNReLU2d, DropPath, SqueezeExcite
 from ..nn.blocks import NormLayer
 from .config import (

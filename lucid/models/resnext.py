@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from ..nn.blocks import NormLayer
 from .config import ModelConfig, check_positive_int
 from .resnet import Bottleneck, ResNet, ResNetConfig, migrate_block_args, validate_shared_fields

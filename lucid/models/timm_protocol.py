@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["DEFAULT_PREPROCESSING", "TimmProtocolMixin", "take_indices"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from ..core.errors import CheckpointError, ConfigError
 
 __all__ = ["average_files", "average_state_dicts", "checkpoint_files"]
 

@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import ConfigError, ConfigTypeError
+from ..core.checks import check_image_size
+from ..core.constants import MAX_IMAGE_SIZE
+from ..core.errors import ConfigError, ConfigTypeError
 
 __all__ = ["DIGITS_MODEL_DEFAULTS", "FOLDER_MODEL_DEFAULTS", "MAX_IMAGE_SIZE", "MAX_SEED", "TrainConfig", "check_finite_overrides", "check_image_size"]
 
@@ -24,7 +26,6 @@ DIGITS_MODEL_DEFAULTS = {"in_channels": 1, "stem_type": "deep", "stem_width": 32
 # first epochs are not spent undoing exploding activations (docs: Training, "Image folders").
 # Applied unless --set says otherwise; published weights replace the initialisation anyway.
 FOLDER_MODEL_DEFAULTS = {"zero_init_residual": True}
-MAX_IMAGE_SIZE = 4096
 MAX_SEED = 2**32 - 1  # numpy's and DataLoader workers' seeds must fit 32 bits
 AUTO_AUGMENT = ("randaugment", "trivialaugment", "autoaugment")
 
@@ -136,13 +137,6 @@ class TrainConfig:
 
 def _int_at_least(value: Any, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def check_image_size(value: Any, name: str = "image_size") -> int:
-    """``value`` if it is an int in [8, MAX_IMAGE_SIZE], else a ConfigError naming ``name``."""
-    if not _int_at_least(value, 8) or value > MAX_IMAGE_SIZE:
-        raise ConfigError(f"{name} must be an int between 8 and {MAX_IMAGE_SIZE} (pixels), got {value!r}", name)
-    return value
 
 
 def check_finite_overrides(overrides: dict[str, Any], prefix: str = "") -> None:

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import LucidError
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.errors import DataError
 
 __all__ = [
     "DIGITS_MEAN",
@@ -46,10 +46,6 @@ DIGITS_STD = (0.324,)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
-class DataError(LucidError, ValueError):
-    """A dataset that cannot be used (missing, empty, no class folders, mismatched classes)."""
-
-
 @dataclass
 class Preprocessing:
     """How images become model inputs; saved with the model so eval/predict match training."""
@@ -67,7 +63,7 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, data: Any, source: str = "metadata") -> Preprocessing:
         """Rebuild from :meth:`to_dict` output; damaged values raise ``CheckpointError`` naming ``source`` and the key."""
-        from ..errors import CheckpointError
+        from ..core.errors import CheckpointError
 
         def bad(key: str, expected: str) -> CheckpointError:
             got = data.get(key, "nothing") if isinstance(data, dict) else data

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, ConfigTypeError
+from ..core.errors import ConfigError, ConfigTypeError
 from . import distributed, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
 from .data import DataError, Preprocessing, collate_skipping, describe_transform

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_write
-from ..errors import ConfigError
+from ..core.errors import ConfigError
+from ..core.fileio import atomic_write
 
 __all__ = ["plot_confusion", "plot_curves", "pyplot"]
 

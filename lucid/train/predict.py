@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .config import check_image_size
 from .data import DataError, Preprocessing, default_preprocessing
 
@@ -42,7 +42,7 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
     another architecture.
     """
-    from ..errors import CheckpointError
+    from ..core.errors import CheckpointError
     from ..io import load_file, load_into
     from ..models import create_model, from_pretrained
     from ..models.hub import CONFIG_NAME, model_from_config
@@ -132,7 +132,7 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
 
 def _digits_split(trained: Trained) -> tuple[float, int]:
     """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
-    from ..errors import CheckpointError
+    from ..core.errors import CheckpointError
 
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")

@@ -18,8 +18,8 @@ from typing import Any
 
 from torch import nn
 
-from .._atomic import atomic_write_text, remove_stale_temporaries
-from ..errors import ConfigError
+from ..core.errors import ConfigError
+from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
 
 __all__ = ["LOCK_NAME", "METRICS_NAME", "RunFolder", "fresh_out_dir", "read_metrics", "strict_json"]

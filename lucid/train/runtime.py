@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import distributed
 from .config import TrainConfig
 from .step import fast_defaults

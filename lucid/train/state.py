@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from .._atomic import atomic_write_bytes
-from ..errors import CheckpointError
+from ..core.errors import CheckpointError
+from ..core.fileio import atomic_write_bytes
 from .config import TrainConfig
 
 __all__ = ["STATE_FORMAT", "STATE_NAME", "config_from_state", "load_state", "rng_state", "save_state", "set_rng_state"]

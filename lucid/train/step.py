@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import LucidError
+from ..core.errors import LucidError
 
 __all__ = ["COMPILE_MIN_IMAGES", "NonFiniteLossError", "cpu_has_fast_bf16", "fast_defaults", "train_step"]
 

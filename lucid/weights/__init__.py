@@ -1,7 +1,7 @@
 """Checkpoints: safe file I/O, torchvision/timm conversion and published pretrained weights."""
 from __future__ import annotations
 
-from ..errors import CheckpointError
+from ..core.errors import CheckpointError
 from ..io import load_file, load_into, save_file, strip_prefix
 from .conversion import LAYOUTS, convert, detect_layout
 from .pretrained import (

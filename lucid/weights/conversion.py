@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ..errors import CheckpointError
+from ..core.errors import CheckpointError
 
 __all__ = ["LAYOUTS", "convert", "detect_layout"]
 

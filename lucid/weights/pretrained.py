@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported for older imports)
-from ..errors import CheckpointError
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported for older imports)
+from ..core.errors import CheckpointError
 from ..io import load_file, load_into, strip_prefix
 from ..models.presets import PRESETS, PretrainedWeights
 from ..models.registry import get_preset, set_weights_loader

@@ -1,0 +1,25 @@
+"""Constants shared across lucid's layers: normalisation statistics, choice sets and size limits."""
+from __future__ import annotations
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INFERENCE_DTYPES",
+    "MAX_IMAGE_SIZE",
+    "MAX_INT",
+]
+
+# Per-channel mean and standard deviation of ImageNet's RGB images (in [0, 1]), which every
+# published ImageNet checkpoint of these architectures was trained to expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The precisions `lucid eval` / `predict` / `optimize_for_inference` run a trained model in.
+INFERENCE_DTYPES = ("float32", "bfloat16", "int8")
+
+# The largest integer any config field or option accepts (a signed 64-bit value): bigger ones
+# overflow torch's sizes. Fields that size memory have much tighter bounds of their own.
+MAX_INT = 2**63 - 1
+
+# The longest image side lucid resizes to, trains or exports at.
+MAX_IMAGE_SIZE = 4096
