@@ -22,8 +22,8 @@ import torch  # noqa: E402
 
 from lucid import optimize_for_inference  # noqa: E402
 from lucid.benchmark import onnx_models, openvino_model, ort_session  # noqa: E402
-from lucid.train.data import digits_splits  # noqa: E402
-from lucid.train.predict import calibration_batches, load_trained  # noqa: E402
+from lucid.data.folder import digits_splits  # noqa: E402
+from lucid.inference.predict import calibration_batches, load_trained  # noqa: E402
 
 
 def _logits(run, images: torch.Tensor, batch: int) -> torch.Tensor:

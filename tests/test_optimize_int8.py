@@ -11,9 +11,9 @@ pytest.importorskip("torchao")
 
 import lucid  # noqa: E402
 from lucid.benchmark import randomize_batchnorm  # noqa: E402
+from lucid.data.folder import digits_splits  # noqa: E402
 from lucid.models import ResNeXt, ResNeXtConfig  # noqa: E402
 from lucid.optimize import INT8_BACKENDS  # noqa: E402
-from lucid.train.data import digits_splits  # noqa: E402
 
 SMALL = dict(cardinality=4, base_width=8, layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10, in_channels=1, stem_width=16)
 

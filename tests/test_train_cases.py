@@ -71,7 +71,7 @@ def test_unreadable_images_that_leave_a_batch_of_one_do_not_crash(tmp_path: Path
 
 
 def test_symlink_loops_are_entered_once_and_no_sample_is_in_both_splits(tmp_path: Path) -> None:
-    from lucid.train.data import (
+    from lucid.data.folder import (
         default_preprocessing,
         folder_splits,
         scan_class_folders,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lucid.train.data import (
+from lucid.data.folder import (
     Preprocessing,
     default_preprocessing,
     describe_transform,
@@ -104,7 +104,7 @@ def test_folder_runs_from_scratch_start_residual_blocks_as_identities(folder: Pa
 def test_training_crops_are_milder_on_small_images() -> None:
     import math
 
-    from lucid.train.data import min_crop_scale
+    from lucid.data.folder import min_crop_scale
 
     assert min_crop_scale(224) == min_crop_scale(512) == 0.08  # the ImageNet default is kept from 224 px up
     assert min_crop_scale(16) == 1.0

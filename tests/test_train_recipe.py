@@ -125,7 +125,7 @@ def test_mixup_and_cutmix_are_torchvisions_and_make_soft_targets() -> None:
 
 @pytest.mark.parametrize("policy, cls", [("randaugment", "RandAugment"), ("trivialaugment", "TrivialAugmentWide"), ("autoaugment", "AutoAugment")])
 def test_auto_augment_policies_apply_to_digits(policy: str, cls: str) -> None:
-    from lucid.train.data import digits_splits
+    from lucid.data.folder import digits_splits
 
     train, _, _, _ = digits_splits(16, 0.2, 0, augment=True, auto_augment=policy, random_erase=1.0)
     names = [type(t).__name__ for t in train.transform.transforms]

@@ -22,7 +22,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed options ask for; returns the exit status."""
-    from ..train.predict import evaluate_digits, evaluate_folder
+    from ..inference.predict import evaluate_digits, evaluate_folder
 
     positive(args, "batch_size")
     if args.workers < 0:

@@ -20,7 +20,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the predictions the parsed options ask for; returns the exit status."""
-    from ..train.predict import predict_images
+    from ..inference.predict import predict_images
 
     trained, device, amp = load_trained_args(args)
     results = predict_images(trained, args.images, top_k=args.top_k, device=device, amp_dtype=amp)

@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _average(args: argparse.Namespace) -> int:
+    from ..inference.predict import load_trained
     from ..io import load_into
     from ..train.average import average_files, checkpoint_files
-    from ..train.predict import load_trained
 
     runs = [Path(s) for s in args.sources if Path(s).is_dir()]
     if not runs:

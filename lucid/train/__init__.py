@@ -13,10 +13,10 @@ Example:
 """
 from __future__ import annotations
 
+from ..inference.predict import load_trained, predict_images
 from .config import TrainConfig
 from .engine import fit
 from .evaluation import evaluate
-from .predict import load_trained, predict_images
 from .state import load_state
 from .step import NonFiniteLossError, fast_defaults, train_step
 

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from ..core.errors import ConfigError, ConfigTypeError
+from ..data.folder import DataError, Preprocessing, collate_skipping, describe_transform
 from . import distributed, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
-from .data import DataError, Preprocessing, collate_skipping, describe_transform
 from .epoch import EpochResult, Job, train_one_epoch, warn
 from .evaluation import all_finite, evaluate
 from .rundir import METRICS_NAME, RunFolder, fresh_out_dir
@@ -198,7 +198,7 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
 
 def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
     """Training/validation datasets, class names, preprocessing and the model's config overrides."""
-    from .data import default_preprocessing, digits_splits, folder_splits
+    from ..data.folder import default_preprocessing, digits_splits, folder_splits
 
     overrides = dict(cfg.overrides)
     if cfg.drop_path:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..data.folder import DataError
 from . import distributed
-from .data import DataError
 
 if TYPE_CHECKING:
-    from .data import Batch
+    from ..data.folder import Batch
 
 __all__ = ["all_finite", "evaluate"]
 
