@@ -1,4 +1,4 @@
-"""Shared fixtures: small configs that build and run in milliseconds."""
+"""Shared fixtures: small configs that build and run in milliseconds; shared helpers live in helpers.py."""
 from __future__ import annotations
 
 import copy
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_folder
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +22,22 @@ def _isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LUCID_HOME", str(tmp_path / "lucid-home"))
     monkeypatch.setattr(pretrained, "_REGISTRY", copy.deepcopy(pretrained._REGISTRY))
     monkeypatch.setattr(pretrained, "_DEFAULT_TAG", dict(pretrained._DEFAULT_TAG))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``): on a shared 2-core
+    machine, two spinning OpenMP threads per test run 4x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny train/val PNG folder of helpers.make_folder, made once per module."""
+    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 TINY = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64])

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from test_train import _one_line_error, make_folder, one_thread, tiny_config  # noqa: F401
+from helpers import make_folder, one_line_error, tiny_config
 
 from lucid.cli import main
 from lucid.train.engine import fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_int8_calibrates_on_the_training_images_or_says_it_is_unavailable(traine
 
     out, folder = trained
     if "calibration" not in inspect.signature(lucid.optimize_for_inference).parameters:
-        _one_line_error(capsys, ["eval", str(out), "--data", str(folder), "--dtype", "int8"], "--dtype int8", "no int8 support")
+        one_line_error(capsys, ["eval", str(out), "--data", str(folder), "--dtype", "int8"], "--dtype int8", "no int8 support")
         return
     seen = []
     real = predict.calibration_batches
@@ -54,4 +56,4 @@ def test_int8_calibrates_on_the_training_images_or_says_it_is_unavailable(traine
 
 def test_dtype_and_amp_together_are_refused(trained: tuple[Path, Path], capsys) -> None:
     out, folder = trained
-    _one_line_error(capsys, ["eval", str(out), "--data", str(folder), "--dtype", "bfloat16", "--amp", "bf16"], "--dtype", "--amp")
+    one_line_error(capsys, ["eval", str(out), "--data", str(folder), "--dtype", "bfloat16", "--amp", "bf16"], "--dtype", "--amp")

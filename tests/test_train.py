@@ -10,62 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import COLOURS, TINY_ARGS, one_line_error, read_metrics, tiny_config
 
 from lucid.cli import main
 from lucid.train import epoch, recipe
-from lucid.train.engine import TrainConfig, fit
+from lucid.train.engine import fit
 
-TINY_MODEL = {"model": "resnet_18", "overrides": {"channels": [8, 16, 32, 64]}}
-TINY_ARGS = ["--model", "resnet_18", "--set", "channels=[8,16,32,64]"]
-COLOURS = {"blue": (0.1, 0.2, 0.9), "green": (0.1, 0.8, 0.2), "red": (0.9, 0.1, 0.1)}
-
-
-def write_png_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> list[Path]:
-    """Noisy 40x40 PNGs whose dominant colour is their class: easy to learn, real files to decode."""
-    from PIL import Image
-
-    gen = torch.Generator().manual_seed(seed)
-    paths = []
-    for name, count in per_class.items():
-        (root / name).mkdir(parents=True, exist_ok=True)
-        colour = torch.tensor(COLOURS[name]).view(3, 1, 1)
-        for i in range(count):
-            image = (colour + 0.25 * torch.randn(3, 40, 40, generator=gen)).clamp(0, 1)
-            path = root / name / f"{i}.png"
-            Image.fromarray((image * 255).to(torch.uint8).permute(1, 2, 0).numpy()).save(path)
-            paths.append(path)
-    return paths
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads per test run 4x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def make_folder(root: Path) -> Path:
-    """The tiny train/val PNG folder the training tests share: 12 + 4 images of each of three colours."""
-    write_png_folder(root / "train", {c: 12 for c in COLOURS}, seed=1)
-    write_png_folder(root / "val", {c: 4 for c in COLOURS}, seed=2)
-    return root
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("images"))
-
-
-def tiny_config(folder: Path, out: Path, **changes) -> TrainConfig:
-    base = dict(data=str(folder), image_size=32, epochs=3, batch_size=8, lr=0.005, workers=0, out=str(out), **TINY_MODEL)
-    base.update(changes)
-    return TrainConfig(**base)
-
-
-def read_metrics(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -207,36 +158,28 @@ def test_corrupt_images_are_skipped_with_a_warning_and_counted(folder: Path, tmp
     assert "broken.jpg" in capsys.readouterr().err
 
 
-def _one_line_error(capsys, argv: list[str], *expected: str) -> None:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"lucid {argv[0]}: error:"), err
-    for text in expected:
-        assert text in err, (text, err)
-
-
 def test_bad_folders_fail_in_one_line(tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    _one_line_error(capsys, ["train", "--data", str(empty), "--val-split", "0.2"], "no class sub-folders")
+    one_line_error(capsys, ["train", "--data", str(empty), "--val-split", "0.2"], "no class sub-folders")
     (empty / "cats").mkdir()
     (empty / "cats" / "notes.txt").write_text("no images here")
-    _one_line_error(capsys, ["train", "--data", str(empty), "--val-split", "0.2"], "no image files")
-    _one_line_error(capsys, ["train", "--data", str(empty)], "--val-split")
-    _one_line_error(capsys, ["train", "--data", str(tmp_path / "missing"), "--val-split", "0.2"], "does not exist")
+    one_line_error(capsys, ["train", "--data", str(empty), "--val-split", "0.2"], "no image files")
+    one_line_error(capsys, ["train", "--data", str(empty)], "--val-split")
+    one_line_error(capsys, ["train", "--data", str(tmp_path / "missing"), "--val-split", "0.2"], "does not exist")
 
 
 def test_bad_arguments_and_checkpoints_fail_in_one_line(trained: Path, folder: Path, tmp_path: Path, capsys) -> None:
-    _one_line_error(capsys, ["train", "--epochs", "0"], "--epochs", "0")
-    _one_line_error(capsys, ["train", "--amp", "fp16", "--device", "cpu"], "--amp fp16")
-    _one_line_error(capsys, ["train", "--resume", str(tmp_path)], "--resume", "last.pt")
-    _one_line_error(capsys, ["train", "--data", str(folder), "--out", str(trained), *TINY_ARGS], "--resume")
+    one_line_error(capsys, ["train", "--epochs", "0"], "--epochs", "0")
+    one_line_error(capsys, ["train", "--amp", "fp16", "--device", "cpu"], "--amp fp16")
+    one_line_error(capsys, ["train", "--resume", str(tmp_path)], "--resume", "last.pt")
+    one_line_error(capsys, ["train", "--data", str(folder), "--out", str(trained), *TINY_ARGS], "--resume")
     # Weights of the tiny resnet_18 offered as a resnet_34: refused with the mismatch spelled out.
-    _one_line_error(capsys, ["eval", str(trained / "model.safetensors"), "--model", "resnet_34", "--set", "num_classes=3",
+    one_line_error(capsys, ["eval", str(trained / "model.safetensors"), "--model", "resnet_34", "--set", "num_classes=3",
                              "--data", str(folder)], "layer")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    _one_line_error(capsys, ["predict", str(tmp_path / "junk.pt"), str(folder / "val" / "red" / "0.png")], "junk.pt")
-    _one_line_error(capsys, ["eval", str(trained)], "--data")
+    one_line_error(capsys, ["predict", str(tmp_path / "junk.pt"), str(folder / "val" / "red" / "0.png")], "junk.pt")
+    one_line_error(capsys, ["eval", str(trained)], "--data")
 
 
 def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

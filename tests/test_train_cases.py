@@ -16,26 +16,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import (  # noqa: F401
-    COLOURS,
-    TINY_ARGS,
-    _one_line_error,
-    make_folder,
-    one_thread,
-    read_metrics,
-    tiny_config,
-    write_png_folder,
-)
+from helpers import COLOURS, TINY_ARGS, one_line_error, tiny_config, write_png_folder
 
 from lucid.cli import main
 from lucid.train.engine import fit
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +83,7 @@ def test_a_second_run_on_a_locked_out_folder_stops_at_once(folder: Path, tmp_pat
 
     out = tmp_path / "out"
     with RunFolder.open(out, resume=False, overwrite=False):  # another run holds the folder
-        _one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(out)], "--out", "in use", str(os.getpid()))
+        one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(out)], "--out", "in use", str(os.getpid()))
     assert not (out / "last.pt").exists()
     assert main(["train", "--data", str(folder), *T, "--out", str(out)]) == 0  # released: it runs
 
@@ -119,12 +107,12 @@ def test_out_holding_other_content_is_refused_unless_overwrite(folder: Path, tmp
     model_dir = tmp_path / "model"
     create_model("resnet_18", channels=[8, 16, 32, 64], num_classes=5).save_pretrained(model_dir)
     before = (model_dir / "model.safetensors").read_bytes()
-    _one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(model_dir)], "--out", "other files", "--overwrite")
+    one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(model_dir)], "--out", "other files", "--overwrite")
     assert (model_dir / "model.safetensors").read_bytes() == before
     assert main(["train", "--data", str(folder), *T, "--out", str(model_dir), "--overwrite"]) == 0
     assert from_pretrained(model_dir).config.num_classes == 3 and (model_dir / "last.pt").is_file()
     # a finished run is not started again by mistake either
-    _one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(model_dir)], "--resume", "--overwrite")
+    one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(model_dir)], "--resume", "--overwrite")
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -134,7 +122,7 @@ def test_out_holding_other_content_is_refused_unless_overwrite(folder: Path, tmp
     (["--warmup-epochs", "inf"], "--warmup-epochs"),
 ])
 def test_non_finite_options_are_refused(argv: list[str], flag: str, capsys) -> None:
-    _one_line_error(capsys, ["train", *argv], flag, "finite")
+    one_line_error(capsys, ["train", *argv], flag, "finite")
 
 
 def _nan_at(calls: int):
@@ -226,16 +214,16 @@ def test_unwritable_paths_are_one_line_errors_with_the_path(folder: Path, tmp_pa
 
     ro = _read_only_dir(tmp_path)
     try:
-        _one_line_error(capsys, ["export", "resnet_18", "--set", "channels=8,16,32,64", "--input-shape", "1,3,32,32",
+        one_line_error(capsys, ["export", "resnet_18", "--set", "channels=8,16,32,64", "--input-shape", "1,3,32,32",
                                  "--out", str(ro / "m.onnx")], str(ro / "m.onnx"))
     finally:
         _unmount(ro)
     (tmp_path / "some_file.png").write_bytes(b"x")
-    _one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(tmp_path / "some_file.png")], "--out", "some_file.png", "is a file")
+    one_line_error(capsys, ["train", "--data", str(folder), *T, "--out", str(tmp_path / "some_file.png")], "--out", "some_file.png", "is a file")
     source = tmp_path / "x.safetensors"
     weights.save_file(create_model("resnet_18", channels=[8, 16, 32, 64]).state_dict(), source)
     (tmp_path / "existing").mkdir()
-    _one_line_error(capsys, ["weights", "convert", str(source), str(tmp_path / "existing")], str(tmp_path / "existing"), "folder")
+    one_line_error(capsys, ["weights", "convert", str(source), str(tmp_path / "existing")], str(tmp_path / "existing"), "folder")
 
 
 def test_a_full_disk_is_a_one_line_error_and_the_old_state_stays(folder: Path, tmp_path: Path, capsys) -> None:
@@ -266,30 +254,30 @@ def _damage(run: Path, tmp_path: Path, change) -> Path:
     return copy
 
 
-def test_damaged_run_metadata_is_a_one_line_error(trained: Path, folder: Path, tmp_path: Path, capsys) -> None:
+def test_damaged_run_metadata_is_aone_line_error(trained: Path, folder: Path, tmp_path: Path, capsys) -> None:
     image = str(folder / "val" / "red" / "0.png")
     crop0 = _damage(trained, tmp_path, lambda m: m["preprocessing"].update(crop=0))
-    _one_line_error(capsys, ["predict", str(crop0), image], "crop", "(0, 1]", str(crop0))
+    one_line_error(capsys, ["predict", str(crop0), image], "crop", "(0, 1]", str(crop0))
     no_channels = _damage(trained, tmp_path, lambda m: m["preprocessing"].pop("channels"))
-    _one_line_error(capsys, ["eval", str(no_channels), "--data", str(folder)], "channels", str(no_channels))
+    one_line_error(capsys, ["eval", str(no_channels), "--data", str(folder)], "channels", str(no_channels))
     state = torch.load(trained / "last.pt", weights_only=True)
     del state["model_config"]
     torch.save(state, tmp_path / "last.pt")
-    _one_line_error(capsys, ["eval", str(tmp_path / "last.pt"), "--data", str(folder)], "model_config", "last.pt")
+    one_line_error(capsys, ["eval", str(tmp_path / "last.pt"), "--data", str(folder)], "model_config", "last.pt")
 
 
 @pytest.mark.parametrize("size", ["0", "-5", "100000"])
 def test_bad_image_sizes_are_refused_on_every_command(size: str, trained: Path, folder: Path, capsys) -> None:
-    _one_line_error(capsys, ["train", "--image-size", size], "--image-size", size)
-    _one_line_error(capsys, ["eval", str(trained), "--data", str(folder), "--image-size", size], "--image-size", size)
-    _one_line_error(capsys, ["predict", str(trained), str(folder / "val" / "red" / "0.png"), "--image-size", size], "--image-size", size)
+    one_line_error(capsys, ["train", "--image-size", size], "--image-size", size)
+    one_line_error(capsys, ["eval", str(trained), "--data", str(folder), "--image-size", size], "--image-size", size)
+    one_line_error(capsys, ["predict", str(trained), str(folder / "val" / "red" / "0.png"), "--image-size", size], "--image-size", size)
 
 
 def test_bad_numbers_and_misleading_messages(capsys) -> None:
-    _one_line_error(capsys, ["train", "--seed", "99999999999999999999"], "--seed", "between 0 and")
-    _one_line_error(capsys, ["train", "--seed", "-1"], "--seed")
-    _one_line_error(capsys, ["train", "--batch-size", "1"], "--batch-size", ">= 2")
-    _one_line_error(capsys, ["train", "--set", "num_classes=abc"], "--set num_classes", "int", "'abc'")
+    one_line_error(capsys, ["train", "--seed", "99999999999999999999"], "--seed", "between 0 and")
+    one_line_error(capsys, ["train", "--seed", "-1"], "--seed")
+    one_line_error(capsys, ["train", "--batch-size", "1"], "--batch-size", ">= 2")
+    one_line_error(capsys, ["train", "--set", "num_classes=abc"], "--set num_classes", "int", "'abc'")
 
 
 def test_resume_with_a_relative_data_folder_from_another_working_folder(folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -305,7 +293,7 @@ def test_resume_with_a_relative_data_folder_from_another_working_folder(folder: 
     shutil.rmtree(data)
     state["epoch"] = 1
     torch.save(state, tmp_path / "run" / "last.pt")
-    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "run")], "--resume", "image folder", "no longer there")
+    one_line_error(capsys, ["train", "--resume", str(tmp_path / "run")], "--resume", "image folder", "no longer there")
     assert "--val-split" not in capsys.readouterr().err
 
 
@@ -339,7 +327,7 @@ def test_library_bugs_still_show_a_traceback(monkeypatch, capsys) -> None:
 def test_refusals_raised_by_lucid_are_one_line_but_errors_from_inside_torch_are_not(monkeypatch, capsys) -> None:
     from lucid.cli import models as models_command
 
-    _one_line_error(capsys, ["train", "--model", "no_such_model"], "no_such_model")
+    one_line_error(capsys, ["train", "--model", "no_such_model"], "no_such_model")
 
     def torch_failure(args):
         torch.zeros(2) + torch.zeros(3)  # a ValueError/RuntimeError deep inside torch: a bug, not bad input

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_train import COLOURS, TINY_ARGS, write_png_folder
+from helpers import COLOURS, TINY_ARGS, write_png_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

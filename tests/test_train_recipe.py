@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import one_thread, read_metrics  # noqa: F401
+from helpers import read_metrics
 
 from lucid.cli import main
 from lucid.train import recipe
 from lucid.train.config import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # fp32: at 16 px layer4's stride-2 3x3 convolution sees 1x1 inputs, where oneDNN's bf16 backward gave NaN weights
 # in some runs (torch 2.14.1, CPU); lucid stops such a run instead of saving it.

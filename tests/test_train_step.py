@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for this module)
 
 from lucid.train.step import COMPILE_MIN_IMAGES, fast_defaults, train_step
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_model() -> torch.nn.Module:

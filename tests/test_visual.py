@@ -7,6 +7,7 @@ from collections import deque
 
 import pytest
 import torch
+from helpers import SharedModule
 from torch import nn
 
 from lucid import visual
@@ -242,26 +243,8 @@ def test_diagram_options(seed_model: nn.Module) -> None:
         visual.mermaid(seed_model, depth=-1)
 
 
-class _Shared(nn.Module):
-    """A module called three times, a block applied in a loop, and a dict output."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inp = nn.Linear(4, 8)
-        self.act = nn.GELU()
-        self.block = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
-        self.head_a = nn.Linear(8, 5)
-        self.head_b = nn.Linear(8, 2)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.act(self.inp(x))
-        for _ in range(3):
-            x = self.act(self.block(x))
-        return {"logits": self.head_a(x), "aux": self.head_b(x)}
-
-
 def test_diagram_of_module_called_several_times_with_dict_output() -> None:
-    text = visual.mermaid(_Shared(), (2, 4), depth=1)
+    text = visual.mermaid(SharedModule(), (2, 4), depth=1)
     nodes, edges = parse(text)
     labels = [label.split("<")[0] for label in nodes.values()]
     # act is called 4 times: once after inp, then once after each pass of block

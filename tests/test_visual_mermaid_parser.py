@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SharedModule
 from torch import nn
 
 from lucid import visual
@@ -25,8 +26,6 @@ pytestmark = pytest.mark.skipif(
 def test_diagrams_pass_the_mermaid_parser(tmp_path: Path) -> None:
     if not (ROOT / "tools" / "web" / "node_modules" / "mermaid").is_dir():
         pytest.fail("tools/web/node_modules has no mermaid package: run scripts/setup-test-tools.sh")
-    from test_visual import _Shared
-
     with torch.device("meta"):
         seed = ResNeXt(ResNeXtConfig(layers=[3, 4, 6, 3], cardinality=32, base_width=4, num_classes=10,
                                      in_channels=1, stem_type="deep", stem_width=32))
@@ -37,7 +36,7 @@ def test_diagrams_pass_the_mermaid_parser(tmp_path: Path) -> None:
         "seed_folded": visual.mermaid(seed, (1, 1, 224, 224), collapse="structure"),
         **{f"section_{k}": v for k, v in visual.mermaid_sections(seed, (1, 1, 224, 224)).items()},
         "seed_structure": visual.mermaid(seed, title='odd "title" <b>&</b>'),
-        "shared_dict": visual.mermaid(_Shared(), (2, 4)),
+        "shared_dict": visual.mermaid(SharedModule(), (2, 4)),
         "plain": visual.mermaid(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3)), (1, 1, 5, 5)),
         "single_leaf": visual.mermaid(nn.Linear(3, 4), (2, 3)),
     }

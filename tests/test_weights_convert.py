@@ -19,14 +19,7 @@ from lucid.weights import CheckpointError, convert, detect_layout, load_checkpoi
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP's spinning threads made these forwards 30x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # OpenMP's spinning threads made these forwards 30x slower
 
 SEED_CONFIG = dict(layers=[3, 4, 6, 3], cardinality=32, base_width=4, num_classes=10, in_channels=1, stem_type="deep", stem_width=32)
 
