@@ -38,6 +38,7 @@ def test_float32_and_bfloat16_match_the_plain_model(trained: tuple[Path, Path], 
     assert json.loads(capsys.readouterr().out)["top"][0]["class"] in ("blue", "green", "red")
 
 
+@pytest.mark.slow
 def test_int8_calibrates_on_the_training_images_or_says_it_is_unavailable(trained: tuple[Path, Path], capsys, monkeypatch) -> None:
     import lucid
     from lucid.inference import predict

@@ -55,6 +55,7 @@ def spec_onnx(spec_model, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 3])
 def test_spec_model_runs_in_onnxruntime_at_any_batch(spec_model, spec_onnx, batch):
     x = torch.randn(batch, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(batch))
@@ -63,6 +64,7 @@ def test_spec_model_runs_in_onnxruntime_at_any_batch(spec_model, spec_onnx, batc
     assert _relative(out, _reference(spec_model, x)) <= RTOL
 
 
+@pytest.mark.slow
 def test_onnx_graph_is_checked_named_and_folded(spec_model, spec_onnx):
     proto = onnx.load(str(spec_onnx))
     onnx.checker.check_model(proto, full_check=True)
@@ -78,6 +80,7 @@ def test_onnx_graph_is_checked_named_and_folded(spec_model, spec_onnx):
     assert json.loads(meta["lucid.metadata"]) == spec_model.metadata
 
 
+@pytest.mark.slow
 def test_resnet_18_onnx_and_model_untouched(tmp_path):
     torch.manual_seed(0)
     model = randomize_batchnorm(models.create_model("resnet_18"), seed=2)

@@ -230,6 +230,7 @@ def test_torch_export_matches_eager(name: str) -> None:
     torch.testing.assert_close(program.module()(x), want)
 
 
+@pytest.mark.slow
 def test_torch_compile_matches_eager() -> None:
     model, x, want = _eager(VARIANTS["preact"])
     with torch.no_grad():

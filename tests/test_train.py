@@ -204,6 +204,7 @@ def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: P
     assert tuned.fc.weight.shape == (3, 64 * 1)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_real_process_exits_cleanly_and_resumes(folder: Path, tmp_path: Path) -> None:
     """SIGINT to `python -m lucid train`: exit 130 with the resume hint, a usable last.pt, then --resume finishes."""
     import os

@@ -88,6 +88,7 @@ def test_a_second_run_on_a_locked_out_folder_stops_at_once(folder: Path, tmp_pat
     assert main(["train", "--data", str(folder), *T, "--out", str(out)]) == 0  # released: it runs
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_leave_one_run_and_one_error(folder: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     out = tmp_path / "out"
@@ -297,6 +298,7 @@ def test_resume_with_a_relative_data_folder_from_another_working_folder(folder: 
     assert "--val-split" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigterm_stops_with_the_resume_hint(folder: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     out = tmp_path / "out"

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import COLOURS, TINY_ARGS, write_png_folder
 
+pytestmark = pytest.mark.slow  # two processes each: torchrun and the built-in launcher
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "web" / "mermaid-parse.mjs"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     NODE is None, reason="Node.js is not installed (scripts/setup-test-tools.sh installs it and tools/web's npm packages)"
-)
+)]
 
 
 def test_diagrams_pass_the_mermaid_parser(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ MERMAID = ROOT / "tools" / "web" / "node_modules" / "mermaid" / "dist" / "mermai
 CHROMIUM = shutil.which("chromium")
 PAGE_WIDTH = 800  # px: about the text column of the docs site
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None or not MERMAID.is_file(),
-                                reason="needs Debian's chromium and tools/web's mermaid (scripts/setup-test-tools.sh)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None or not MERMAID.is_file(),
+                                                   reason="needs Debian's chromium and tools/web's mermaid (scripts/setup-test-tools.sh)")]
 
 
 def render(diagrams: dict[str, str], tmp_path: Path) -> dict[str, str]:
