@@ -210,6 +210,7 @@ def test_folders_of_older_lucid_still_load(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- PyTorch tools
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_torchscript_fx_and_trace_match_eager(name: str) -> None:
     from torchvision.models.feature_extraction import create_feature_extractor
@@ -223,6 +224,7 @@ def test_torchscript_fx_and_trace_match_eager(name: str) -> None:
         torch.testing.assert_close(features["logits"], want)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bottleneck-se-deep", "preact"])
 def test_torch_export_matches_eager(name: str) -> None:
     model, x, want = _eager(VARIANTS[name])

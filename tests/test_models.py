@@ -158,6 +158,7 @@ def test_forward_shapes(build, shape: tuple[int, ...], classes: int) -> None:
     assert out.shape == (shape[0], classes) and torch.isfinite(out).all()
 
 
+@pytest.mark.slow
 def test_spec_model_at_224() -> None:
     cfg = ResNeXtConfig(layers=[3, 4, 6, 3], cardinality=32, base_width=4, num_classes=10, in_channels=1, stem_type="deep", stem_width=32)
     model = ResNeXt(cfg).eval()

@@ -71,6 +71,7 @@ def test_cpu_default_is_the_whole_graph_backend_and_falls_back_without_the_fuser
         lucid.optimize_for_inference(model, backend="onednn-graph")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_cpu_backends_handle_new_shapes_and_copies(backend: str) -> None:
     model = _model("resnext")
@@ -84,6 +85,7 @@ def test_cpu_backends_handle_new_shapes_and_copies(backend: str) -> None:
     assert torch.equal(twin(x), fast(x))
 
 
+@pytest.mark.slow
 def test_onednn_graph_fuses_compiles_once_per_shape_and_keeps_the_latest() -> None:
     from lucid.optimize.graph import OneDNNGraphNet
 
@@ -273,6 +275,7 @@ def _faults_per_call(retain: bool) -> float:
     return float(done.stdout.split()[-1])
 
 
+@pytest.mark.slow
 def test_cpu_inference_reuses_its_memory_instead_of_page_faulting() -> None:
     from lucid.optimize.memory import retain_freed_memory
 

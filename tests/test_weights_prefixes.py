@@ -23,6 +23,7 @@ def _assert_same_weights(a: nn.Module, b: nn.Module) -> None:
         torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
 
 
+@pytest.mark.slow  # imports Lightning and runs its Trainer
 def test_lightning_checkpoint(tmp_path: Path) -> None:
     lightning = pytest.importorskip("lightning")
 
