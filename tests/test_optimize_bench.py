@@ -24,6 +24,7 @@ from lucid.cli import main
 from lucid.models import create_model
 
 
+@pytest.mark.slow
 def test_peers_carry_lucids_weights() -> None:
     model = create_model("resnet_18", num_classes=10).eval()
     with torch.no_grad():
@@ -75,6 +76,7 @@ def _bench_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_cli_bench_infer_and_train(capsys: pytest.CaptureFixture[str]) -> None:
     report = _bench_json(capsys, "--dtype", "bfloat16")
     rows = [(r["library"], r["setup"]) for r in report["results"]]
@@ -101,6 +103,7 @@ def test_cli_bench_refuses_bad_arguments(argv: list[str], message: str, capsys: 
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fast_defaults_fused_optimizer_updates_like_the_plain_one() -> None:
     import copy
 
@@ -119,6 +122,7 @@ def test_fast_defaults_fused_optimizer_updates_like_the_plain_one() -> None:
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_runtimes_run_lucids_own_export_with_the_same_weights(tmp_path) -> None:
     installed = runtimes_installed()
     if not installed:
@@ -135,6 +139,7 @@ def test_runtimes_run_lucids_own_export_with_the_same_weights(tmp_path) -> None:
         assert ((out - ref).abs().max() / ref.abs().max()).item() < 1e-4, name
 
 
+@pytest.mark.slow
 def test_cli_bench_int8_adds_the_runtimes_int8_models(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torchao")
     report = _bench_json(capsys, "--dtype", "int8")

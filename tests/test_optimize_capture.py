@@ -28,6 +28,7 @@ def _check(out: torch.Tensor, ref: torch.Tensor) -> None:
 BACKENDS = ["onednn-graph", "onednn-fused"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_compile_traces_one_graph_without_recompiles(backend: str) -> None:
     import torch._dynamo
