@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig(**given)
         config.validate()
-    signal.signal(signal.SIGTERM, _terminate)
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        # Under torchrun the agent stops its workers with SIGTERM to restart them; a worker blocked in a
+        # collective (waiting for a lost peer) runs no Python handler, so it keeps the default: exit at once.
+        signal.signal(signal.SIGTERM, _terminate)
     nproc = getattr(args, "nproc", None)
     if nproc is None:
         fit(config, resume=resume)
