@@ -145,7 +145,8 @@ class TrainConfig:
         if not (sep and low.isdigit() and high.isdigit() and len(low) < 6 and len(high) < 6 and int(low) <= int(high)):
             raise ConfigError(f"progressive_resize must be A:B with A <= B sizes in px (e.g. 128:192), got {self.progressive_resize!r}", "progressive_resize")
         if self.image_size is not None:
-            raise ConfigError(f"progressive_resize sets the training size from {low} to {high} px; drop image_size ({self.image_size})", "image_size")
+            raise ConfigError(f"image_size ({self.image_size}) cannot be combined with progressive_resize, which sets the training size "
+                              f"(from {low} to {high} px)", "image_size")
         for size in (int(low), int(high)):
             check_image_size(size, "progressive_resize")
         return int(low), int(high)

@@ -65,16 +65,15 @@ def warmup_step(total_steps: int, warmup_steps: int, milestones: tuple[float, ..
 def progressive_sizes(first: int, last: int, epochs: int, multiple: int = 16) -> list[int]:
     """The training image size of each epoch for progressive resizing (as FFCV's and MosaicML's ImageNet recipes).
 
-    Linear from ``first`` px in the first epoch to ``last`` px in the last, rounded to a multiple of
-    ``multiple`` px and kept within [``first``, ``last``]. Small images early make the early epochs
-    cheap; the last epochs train at the full size the model is evaluated near.
+    Exactly ``first`` px in the first epoch and ``last`` px in the last; in between linear, rounded to
+    a multiple of ``multiple`` px and kept within [``first``, ``last``]. Small images early make the
+    early epochs cheap; the last epochs train at the full size the model is evaluated near.
     """
     sizes = []
-    for epoch in range(epochs):
-        fraction = epoch / (epochs - 1) if epochs > 1 else 1.0
-        size = round((first + (last - first) * fraction) / multiple) * multiple
-        sizes.append(min(last, max(first, size)))
-    return sizes
+    for epoch in range(epochs - 1):
+        size = round((first + (last - first) * epoch / (epochs - 1)) / multiple) * multiple
+        sizes.append(first if epoch == 0 else min(last, max(first, size)))
+    return [*sizes, last]
 
 
 class Schedule:
