@@ -99,9 +99,9 @@ def fit(cfg: TrainConfig, resume: str | os.PathLike[str] | None = None) -> dict[
     state, file = None, None
     if resume is not None and str(resume) != AUTO:
         state = load_state(resume)
-        cfg = config_from_state(state, resume)
-        cfg.out = str(Path(resume) if Path(resume).is_dir() else Path(resume).parent)
         file = Path(resume) / STATE_NAME if Path(resume).is_dir() else Path(resume)
+        cfg = config_from_state(state, file)
+        cfg.out = str(file.parent)
     cfg.validate()
     if str(resume) == AUTO:
         _check_auto(cfg)
@@ -445,7 +445,7 @@ def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, file: Path)
     check_state(state, file, job.epochs)
     _load_part(file, "model", lambda: load_into(job.model, state["model"]))
     _load_part(file, "optimizer", lambda: _load_optimizer(job.optimizer, state["optimizer"]))
-    _load_part(file, "scheduler", lambda: job.schedule.load_state_dict(state["scheduler"]))
+    _load_part(file, "scheduler", lambda: _load_schedule(job.schedule, state["scheduler"]))
     if job.scaler is not None and state.get("scaler"):
         _load_part(file, "scaler", lambda: job.scaler.load_state_dict(state["scaler"]))
     if job.ema is not None and state.get("ema"):
@@ -485,6 +485,17 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> 
                     raise ValueError(f"{name} has shape {tuple(value.shape)} for a parameter of shape {tuple(p.shape)}")
                 if isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all()):
                     raise ValueError(f"{name} holds NaN or infinite values")
+
+
+def _load_schedule(schedule: recipe.Schedule, state: dict[str, Any]) -> None:
+    """Load a schedule state that has every key of this run's schedule (a missing one would silently keep a fresh value)."""
+    missing = sorted(set(schedule.state_dict()) - set(state))
+    if missing:
+        raise KeyError(f"{', '.join(missing)} missing")
+    step = state["last_epoch"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"last_epoch must be an int >= 0, got {step!r}"[:100])
+    schedule.load_state_dict(state)
 
 
 def _checked_run(run: RunFolder | None, state: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
