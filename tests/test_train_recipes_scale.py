@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_train import _one_line_error, make_folder, one_thread, tiny_config  # noqa: F401
-from test_train_resume import assert_same_run
+from test_train_resume import assert_same_run, interrupt_at
 
 from lucid.train import engine, epoch, recipe
 from lucid.train.engine import build_data, fit
@@ -114,15 +114,7 @@ def test_the_recipes_change_what_each_epoch_trains_on_and_resume_mid_epoch(folde
     # Stopped in epoch 2 (32 px) after its 2nd step; resumed from the state saved after step 6.
     sizes_seen["train"].clear()
     real_step = epoch.train_step
-    calls = {"n": 0}
-
-    def interrupting(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == STEPS_PER_EPOCH + 3:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(epoch, "train_step", interrupting)
+    interrupt_at(monkeypatch, STEPS_PER_EPOCH + 3)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_config(folder, tmp_path / "b", **recipes))
     monkeypatch.setattr(epoch, "train_step", real_step)

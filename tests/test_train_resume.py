@@ -52,7 +52,7 @@ def assert_same_run(a: Path, b: Path) -> None:
             assert ra[key] == rb[key], (ra["epoch"], key)
 
 
-def _interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> dict[str, int]:
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> dict[str, int]:
     """Make the ``call``-th training step raise KeyboardInterrupt; returns the step counter."""
     calls = {"n": 0}
     real_step = epoch.train_step
@@ -72,13 +72,13 @@ def test_a_run_stopped_mid_epoch_resumes_at_the_next_batch_bit_for_bit(workers: 
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
     # Stopped in the 3rd epoch's 3rd step (step 11 of 12): the last state was saved after step 9 (epoch 3, batch 1).
-    _interrupt_at(monkeypatch, 2 * STEPS_PER_EPOCH + 3)
+    interrupt_at(monkeypatch, 2 * STEPS_PER_EPOCH + 3)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_config(folder, out, save_every=3, workers=workers))
     state = torch.load(out / "last.pt", weights_only=True)
     assert (state["epoch"], state["step"]) == (2, 1)
     assert len(state["epoch_sums"]) == 1 and state["epoch_sums"][0][2] == 8  # one batch of 8 images counted
-    calls = _interrupt_at(monkeypatch, -1)
+    calls = interrupt_at(monkeypatch, -1)
     fit(tiny_config(folder, out, save_every=3, workers=workers), resume="auto")
     assert calls["n"] == 3 * STEPS_PER_EPOCH - 9  # only the unseen batches were trained
     # Loader workers or not: each sample's augmentation depends on its seed, not on the process that made it.

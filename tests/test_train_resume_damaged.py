@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import torch
 from test_train import _one_line_error, make_folder, one_thread, tiny_config  # noqa: F401
+from test_train_resume import interrupt_at
 
-from lucid.train import epoch
 from lucid.train.engine import fit
 from lucid.train.state import save_state
 
@@ -24,21 +24,9 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run of 3 epochs stopped in its 2nd: last.pt holds epoch 1, the best model is that of epoch 1."""
     folder = make_folder(tmp_path_factory.mktemp("images"))
     out = tmp_path_factory.mktemp("run") / "out"
-    calls = {"n": 0}
-    real_step = epoch.train_step
-
-    def step(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    epoch.train_step = step
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            fit(tiny_config(folder, out, epochs=3, save_every=0))
-    finally:
-        epoch.train_step = real_step
+    with pytest.MonkeyPatch.context() as monkeypatch, pytest.raises(KeyboardInterrupt):
+        interrupt_at(monkeypatch, 6)
+        fit(tiny_config(folder, out, epochs=3))
     return out
 
 

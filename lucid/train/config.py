@@ -103,7 +103,7 @@ class TrainConfig:
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}", f.name)
         checks = [
             ("epochs", _int_at_least(self.epochs, 1) and self.epochs <= MAX_EPOCHS, f"an int between 1 and {MAX_EPOCHS}"),
-            ("batch_size", _int_at_least(self.batch_size, 2) and self.batch_size <= MAX_BATCH, f"an int between 2 and {MAX_BATCH} (BatchNorm cannot train on one image)"),
+            ("batch_size", _int_at_least(self.batch_size, 2) and self.batch_size <= MAX_BATCH, f"an int >= 2 and <= {MAX_BATCH} (BatchNorm cannot train on one image)"),
             ("grad_accum", _int_at_least(self.grad_accum, 1), "a positive int"),
             ("lr", self.lr is None or self.lr > 0, "a positive number"),
             ("momentum", 0 <= self.momentum < 1, "a number in [0, 1)"),

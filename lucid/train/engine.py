@@ -5,7 +5,9 @@ once), :mod:`~lucid.train.recipe` (optimizer, schedule, loss, mixing, EMA), :mod
 (one epoch), :mod:`~lucid.train.evaluation`, :mod:`~lucid.train.state` (``last.pt``) and
 :mod:`~lucid.train.rundir` (the output folder). The output folder is a ``save_pretrained`` folder of
 the best model plus ``metrics.jsonl`` and ``last.pt`` (the full training state, rewritten atomically
-after every epoch, loadable with ``torch.load(weights_only=True)``).
+after every epoch and every ``save_every`` optimizer steps, loadable with ``torch.load(weights_only=True)``).
+A run resumed from a state saved mid-epoch continues at the next unseen batch
+(:mod:`~lucid.train.sampler`), with every process's RNG states restored.
 """
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ def _start_epoch(job: Job, epoch: int, start: int) -> None:
     if isinstance(sampler, EpochSampler):
         batch = job.loader.batch_size
         sampler.set_epoch(epoch, start * batch)
-        faults.log_samples(epoch, job.info.rank, start * batch, sampler.plan(epoch)[0][start * batch: job.steps_per_epoch * batch])
+        faults.log_samples(epoch, job.info.rank, start * batch, lambda: sampler.plan(epoch)[0][start * batch: job.steps_per_epoch * batch])
     elif hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
 

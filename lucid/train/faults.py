@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["log_samples", "maybe_kill"]
@@ -24,12 +25,12 @@ def _restart_count() -> int:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT") or 0)
 
 
-def log_samples(epoch: int, rank: int, start: int, indices: list[int]) -> None:
-    """Record the indices this process trains on in ``epoch`` (when ``LUCID_SAMPLE_LOG`` is set)."""
+def log_samples(epoch: int, rank: int, start: int, indices: Callable[[], list[int]]) -> None:
+    """Record the indices this process trains on in ``epoch`` (when ``LUCID_SAMPLE_LOG`` is set; ``indices`` lists them)."""
     folder = os.environ.get("LUCID_SAMPLE_LOG")
     if not folder:
         return
-    line = json.dumps({"epoch": epoch, "rank": rank, "restart": _restart_count(), "start": start, "indices": indices})
+    line = json.dumps({"epoch": epoch, "rank": rank, "restart": _restart_count(), "start": start, "indices": indices()})
     with open(Path(folder) / f"samples-rank{rank}.jsonl", "a", encoding="utf-8") as f:
         f.write(line + "\n")
 
