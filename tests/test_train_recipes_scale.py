@@ -123,3 +123,11 @@ def test_the_recipes_change_what_each_epoch_trains_on_and_resume_mid_epoch(folde
     assert sizes_seen["train"] == [32] * (STEPS_PER_EPOCH - 2) + [48] * STEPS_PER_EPOCH
     assert_same_run(tmp_path / "a", tmp_path / "b")
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["config"]["repeated_aug"] == 3
+
+
+def test_progressive_resize_refuses_data_it_cannot_resize() -> None:
+    from lucid.core.errors import ConfigError
+    from lucid.train.sampler import set_train_size
+
+    with pytest.raises(ConfigError, match="progressive_resize: the training data .list. has no RandomResizedCrop"):
+        set_train_size([1, 2, 3], 32)

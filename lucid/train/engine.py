@@ -33,7 +33,7 @@ from .epoch import EpochResult, Job, train_one_epoch, warn
 from .evaluation import all_finite, evaluate
 from .rundir import METRICS_NAME, RunFolder, fresh_out_dir
 from .runtime import Runtime, resolve_amp, resolve_device, resolve_runtime
-from .sampler import EpochSampler, SeededDataset
+from .sampler import EpochSampler, SeededDataset, set_train_size
 from .state import (
     STATE_NAME,
     check_state,
@@ -345,6 +345,8 @@ def build_job(cfg: TrainConfig, model: nn.Module, data: Data, info: distributed.
     if len(data.train) < 2 * info.world_size:
         raise DataError(f"--data: {len(data.train)} training image(s) are too few for {info.world_size} process(es) (at least 2 each)")
     sizes = recipe.progressive_sizes(*cfg.resize_range(), cfg.epochs) if cfg.progressive_resize else None
+    if sizes:
+        set_train_size(data.train, sizes[0])  # refused here, before training, if the data cannot be resized
     sampler = EpochSampler(len(data.train), info.world_size, info.rank, cfg.seed, cfg.repeated_aug, sizes)
     # Drop the ragged last batch: equal steps on every rank, and never a lone sample (BatchNorm cannot train on one).
     drop_last = len(sampler) > cfg.batch_size

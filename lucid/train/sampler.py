@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..core.errors import ConfigError
+
 __all__ = ["EpochSampler", "SampleKey", "SeededDataset", "set_train_size"]
 
 SampleKey = tuple[int, int, "int | None"]  # (dataset index, seed, training image size or None)
@@ -81,7 +83,8 @@ def set_train_size(dataset: Any, size: int) -> None:
     """Make ``dataset`` produce training images of ``size`` px.
 
     A dataset may define ``set_image_size(size)``; otherwise every ``RandomResizedCrop`` of its
-    ``transform`` (a ``transforms.v2.Compose``) is set to ``size``.
+    ``transform`` (a ``transforms.v2.Compose``) is set to ``size``. A dataset with neither cannot be
+    resized: a ConfigError naming ``progressive_resize``.
     """
     from torchvision.transforms import v2
 
@@ -89,9 +92,12 @@ def set_train_size(dataset: Any, size: int) -> None:
         dataset.set_image_size(size)
         return
     transform = getattr(dataset, "transform", None)
-    for step in getattr(transform, "transforms", [transform]):
-        if isinstance(step, v2.RandomResizedCrop):
-            step.size = (size, size)
+    crops = [step for step in getattr(transform, "transforms", [transform]) if isinstance(step, v2.RandomResizedCrop)]
+    if not crops:
+        raise ConfigError(f"progressive_resize: the training data ({type(dataset).__name__}) has no RandomResizedCrop "
+                          "in its transform and no set_image_size method to change its image size", "progressive_resize")
+    for crop in crops:
+        crop.size = (size, size)
 
 
 @contextmanager
