@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
 from lucid.cli import main
+from lucid.train import epoch
 from lucid.train.engine import TrainConfig
 
 TINY_MODEL = {"model": "resnet_18", "overrides": {"channels": [8, 16, 32, 64]}}
@@ -71,6 +73,37 @@ def one_line_error(capsys, argv: list[str], *expected: str) -> None:
     assert len(err.splitlines()) == 1 and err.startswith(f"lucid {argv[0]}: error:"), err
     for text in expected:
         assert text in err, (text, err)
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Bit-identical weights, optimizer and schedule states, and the same metrics."""
+    state_a = torch.load(a / "last.pt", weights_only=True)
+    state_b = torch.load(b / "last.pt", weights_only=True)
+    assert state_a["model"].keys() == state_b["model"].keys()
+    for key, value in state_a["model"].items():
+        assert torch.equal(value, state_b["model"][key]), key
+    for index, per_param in state_a["optimizer"]["state"].items():
+        for name, value in per_param.items():
+            assert torch.equal(value, state_b["optimizer"]["state"][index][name]), (index, name)
+    assert state_a["scheduler"] == state_b["scheduler"]
+    for ra, rb in zip(read_metrics(a), read_metrics(b), strict=True):
+        for key in ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "lr"):
+            assert ra[key] == rb[key], (ra["epoch"], key)
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> dict[str, int]:
+    """Make the ``call``-th training step raise KeyboardInterrupt; returns the step counter."""
+    calls = {"n": 0}
+    real_step = epoch.train_step
+
+    def step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(epoch, "train_step", step)
+    return calls
 
 
 class SharedModule(nn.Module):

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_train import COLOURS, TINY_ARGS, write_png_folder
-from test_train_resume import assert_same_run
+from helpers import COLOURS, TINY_ARGS, assert_same_run, write_png_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = 16 * len(COLOURS)  # 48: 24 per process, 6 batches of 4 per epoch

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import _one_line_error, make_folder, one_thread, tiny_config  # noqa: F401
-from test_train_resume import assert_same_run, interrupt_at
+from helpers import assert_same_run, interrupt_at, make_folder, one_line_error, tiny_config
 
 from lucid.train import engine, epoch, recipe
 from lucid.train.engine import build_data, fit
 from lucid.train.sampler import EpochSampler
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS_PER_EPOCH = 4  # 36 training images, batch 8
 
@@ -71,12 +72,12 @@ def test_without_repeats_an_epoch_covers_every_sample_and_pads_like_distributed_
 
 
 def test_recipe_options_are_checked(folder: Path, tmp_path: Path, capsys) -> None:
-    _one_line_error(capsys, ["train", "--progressive-resize", "48:16"], "--progressive-resize", "48:16")
-    _one_line_error(capsys, ["train", "--progressive-resize", "big"], "--progressive-resize", "A:B")
-    _one_line_error(capsys, ["train", "--progressive-resize", "16:32", "--image-size", "32"], "--image-size")
-    _one_line_error(capsys, ["train", "--repeated-aug", "0"], "--repeated-aug")
-    _one_line_error(capsys, ["train", "--eval-size", "3"], "--eval-size")
-    _one_line_error(capsys, ["train", "--eval-size", "48", "--out", str(tmp_path / "d")], "--eval-size", "image folder")
+    one_line_error(capsys, ["train", "--progressive-resize", "48:16"], "--progressive-resize", "48:16")
+    one_line_error(capsys, ["train", "--progressive-resize", "big"], "--progressive-resize", "A:B")
+    one_line_error(capsys, ["train", "--progressive-resize", "16:32", "--image-size", "32"], "--image-size")
+    one_line_error(capsys, ["train", "--repeated-aug", "0"], "--repeated-aug")
+    one_line_error(capsys, ["train", "--eval-size", "3"], "--eval-size")
+    one_line_error(capsys, ["train", "--eval-size", "48", "--out", str(tmp_path / "d")], "--eval-size", "image folder")
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import TINY_ARGS, _one_line_error, make_folder, one_thread, read_metrics, tiny_config  # noqa: F401
+from helpers import TINY_ARGS, assert_same_run, interrupt_at, make_folder, one_line_error, read_metrics, tiny_config
 
 from lucid.cli import main
-from lucid.train import epoch
 from lucid.train.engine import fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 # 36 training images, batch 8: 4 steps per epoch, 12 in 3 epochs; a state every 3 steps.
@@ -34,37 +35,6 @@ def reference(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "run"
     fit(tiny_config(folder, out, save_every=3))
     return out
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Bit-identical weights, optimizer and schedule states, and the same metrics."""
-    state_a = torch.load(a / "last.pt", weights_only=True)
-    state_b = torch.load(b / "last.pt", weights_only=True)
-    assert state_a["model"].keys() == state_b["model"].keys()
-    for key, value in state_a["model"].items():
-        assert torch.equal(value, state_b["model"][key]), key
-    for index, per_param in state_a["optimizer"]["state"].items():
-        for name, value in per_param.items():
-            assert torch.equal(value, state_b["optimizer"]["state"][index][name]), (index, name)
-    assert state_a["scheduler"] == state_b["scheduler"]
-    for ra, rb in zip(read_metrics(a), read_metrics(b), strict=True):
-        for key in ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "lr"):
-            assert ra[key] == rb[key], (ra["epoch"], key)
-
-
-def interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> dict[str, int]:
-    """Make the ``call``-th training step raise KeyboardInterrupt; returns the step counter."""
-    calls = {"n": 0}
-    real_step = epoch.train_step
-
-    def step(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == call:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(epoch, "train_step", step)
-    return calls
 
 
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
@@ -112,14 +82,14 @@ def test_resume_auto_starts_a_new_run_then_continues_it(folder: Path, tmp_path: 
     assert main([*command, "--epochs", "1"]) == 0  # the same command again: the run is finished
     assert "already finished its 1 epochs" in capsys.readouterr().out
     # A different setting is not silently taken over from the saved run.
-    _one_line_error(capsys, [*command, "--epochs", "2"], "last.pt", "epochs=1", "2")
-    _one_line_error(capsys, [*command[:-4], "--resume", "auto"], "--resume", "--out")
-    _one_line_error(capsys, [*command, "--overwrite"], "--resume", "--overwrite")
+    one_line_error(capsys, [*command, "--epochs", "2"], "last.pt", "epochs=1", "2")
+    one_line_error(capsys, [*command[:-4], "--resume", "auto"], "--resume", "--out")
+    one_line_error(capsys, [*command, "--overwrite"], "--resume", "--overwrite")
     # A folder that holds something else, and no state, is still refused.
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    _one_line_error(capsys, [*command[:-3], str(other), "--resume", "auto"], "--out", "notes.txt")
+    one_line_error(capsys, [*command[:-3], str(other), "--resume", "auto"], "--out", "notes.txt")
 
 
 @pytest.mark.slow

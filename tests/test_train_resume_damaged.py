@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 import torch
-from test_train import _one_line_error, make_folder, one_thread, tiny_config  # noqa: F401
-from test_train_resume import interrupt_at
+from helpers import interrupt_at, make_folder, one_line_error, tiny_config
 
 from lucid.train.engine import fit
 from lucid.train.state import save_state
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_a_damaged_state_is_refused_in_one_line_before_training(case: str, inter
     shutil.copytree(interrupted, out)
     edit(out)
     before = (out / "last.pt").read_bytes()
-    _one_line_error(capsys, ["train", "--resume", str(out)], *expected)
+    one_line_error(capsys, ["train", "--resume", str(out)], *expected)
     assert (out / "last.pt").read_bytes() == before  # refused before any step was trained or saved
 
 
