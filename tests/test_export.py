@@ -104,6 +104,7 @@ def _tiny(**kw) -> nn.Module:
     return models.ResNet(models.ResNetConfig(block="basic", layers=[1, 1, 1, 1], channels=[8, 16, 16, 16], num_classes=5, **kw))
 
 
+@pytest.mark.slow
 def test_static_batch_and_float16(tmp_path):
     model = _tiny()
     static = onnx.load(str(export.to_onnx(model, tmp_path / "static.onnx", input_shape=(2, 3, 32, 32), dynamic_batch=False)))
@@ -115,6 +116,7 @@ def test_static_batch_and_float16(tmp_path):
     assert all(1e-6 < d.relative < 1e-2 for d in half.values())
 
 
+@pytest.mark.slow
 def test_exported_program_saved_and_reloaded(spec_model, tmp_path):
     path = tmp_path / "spec.pt2"
     program = export.to_exported_program(spec_model, (1, 1, SIZE, SIZE), path=path)
@@ -157,6 +159,7 @@ def test_refuses_non_lucid_models_and_bad_arguments(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_exports_and_verifies_onnx_and_torch(tmp_path, capsys):
     folder = _tiny(in_channels=1).save_pretrained(tmp_path / "saved")
     out = tmp_path / "tiny.onnx"

@@ -149,6 +149,7 @@ def test_cli_bench_int8_adds_the_runtimes_int8_models(capsys: pytest.CaptureFixt
     assert "optimize_for_inference(int8)" in rows[-1][1]
 
 
+@pytest.mark.slow
 def test_lucid_rows_take_the_backends_that_apply_to_the_dtype() -> None:
     pytest.importorskip("torchao")
     model = create_model("resnet_18", num_classes=10).eval()

@@ -41,6 +41,7 @@ def _has_tensorboard() -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_every_option_reaches_the_saved_config_and_the_run(run: Path) -> None:
     state = torch.load(run / "last.pt", weights_only=True)
     cfg = state["config"]
@@ -54,6 +55,7 @@ def test_every_option_reaches_the_saved_config_and_the_run(run: Path) -> None:
     assert state["scheduler"]["last_epoch"] == 11  # plateau: the per-step schedule only warms up (epoch 1)
 
 
+@pytest.mark.slow
 def test_drop_path_goes_through_block_args(run: Path) -> None:
     from lucid.models import from_pretrained
 
@@ -63,6 +65,7 @@ def test_drop_path_goes_through_block_args(run: Path) -> None:
     assert rates and all(r > 0 for r in rates)
 
 
+@pytest.mark.slow
 def test_ema_weights_are_validated_and_saved(run: Path, capsys) -> None:
     from lucid.models import from_pretrained
 
@@ -76,6 +79,7 @@ def test_ema_weights_are_validated_and_saved(run: Path, capsys) -> None:
     assert acc == pytest.approx(max(r["ema_val_acc1"] for r in read_metrics(run)), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_weights_average_is_the_mean_of_the_last_checkpoints(run: Path, tmp_path: Path, capsys) -> None:
     from lucid import weights
     from lucid.models import from_pretrained
@@ -92,11 +96,13 @@ def test_weights_average_is_the_mean_of_the_last_checkpoints(run: Path, tmp_path
     assert json.loads(capsys.readouterr().out)["count"] == 359
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_are_written(run: Path) -> None:
     pytest.importorskip("tensorboard")
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_learning_curves_and_confusion_matrix_are_pngs(run: Path, tmp_path: Path, capsys) -> None:
     pytest.importorskip("matplotlib")
     from PIL import Image
