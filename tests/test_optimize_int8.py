@@ -51,6 +51,7 @@ def int8_models(trained) -> dict[str, nn.Module]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", INT8_BACKENDS)
 def test_int8_keeps_accuracy_and_agrees_with_float32(trained, int8_models, backend: str) -> None:
     model, _, val_images, val_labels = trained
@@ -71,6 +72,7 @@ def test_int8_keeps_accuracy_and_agrees_with_float32(trained, int8_models, backe
     assert 1e-4 < rel < 0.2, rel
 
 
+@pytest.mark.slow
 def test_int8_backends_compute_the_same_logits(trained, int8_models) -> None:
     """inductor's C++ forward against the same oneDNN int8 operators called one by one from Python."""
     val_images = trained[2]
@@ -89,6 +91,7 @@ def test_int8_default_needs_a_compiler_and_falls_back_without_one(monkeypatch) -
         lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="onednn-graph")
 
 
+@pytest.mark.slow
 def test_int8_takes_image_label_pairs_and_any_batch_size(trained) -> None:
     model, train_images, val_images, _ = trained
     labels = torch.zeros(len(train_images), dtype=torch.long)
@@ -144,6 +147,7 @@ def test_int8_module_refuses_compile_export_and_trace() -> None:
             capture()
 
 
+@pytest.mark.slow
 def test_lucid_lowering_passes_give_torchaos_outputs_exactly() -> None:
     from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
 
@@ -194,6 +198,7 @@ def test_max_pool_codes_matches_float_max_pool_for_every_window_shape() -> None:
     assert checked > 300
 
 
+@pytest.mark.slow
 def test_int8_module_copies_without_its_compiled_graphs() -> None:
     x = torch.randn(2, 1, 16, 16)
     fast = lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="onednn-lowered")
