@@ -131,6 +131,7 @@ def test_exported_program_saved_and_reloaded(spec_model, tmp_path):
         assert _relative(out, _reference(spec_model, x)) <= RTOL
 
 
+@pytest.mark.slow
 def test_verify_reports_small_and_large_differences(tmp_path):
     model = randomize_batchnorm(_tiny(), seed=3)
     path = export.to_onnx(model, tmp_path / "tiny.onnx", input_shape=(1, 3, 32, 32))

@@ -45,6 +45,7 @@ def test_compile_traces_one_graph_without_recompiles(backend: str) -> None:
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_export_and_trace_give_the_eval_outputs(backend: str) -> None:
     model, x = _model(), torch.randn(2, 3, 32, 32)
