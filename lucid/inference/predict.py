@@ -42,8 +42,8 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
     another architecture.
     """
+    from ..checkpoints.io import load_file, load_into
     from ..core.errors import CheckpointError
-    from ..io import load_file, load_into
     from ..models import create_model, from_pretrained
     from ..models.hub import CONFIG_NAME, model_from_config
     from ..train.state import STATE_NAME, load_state

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoints.io import load_file, load_into, save_file
 from ..core.errors import CheckpointError, LucidError
 from ..core.fileio import atomic_folder
-from ..io import load_file, load_into, save_file
 
 __all__ = [
     "CONFIG_NAME",

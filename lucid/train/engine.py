@@ -342,7 +342,7 @@ def _save_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run:
 
 
 def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, info: distributed.DistInfo) -> Progress:
-    from ..io import load_into
+    from ..checkpoints.io import load_into
 
     load_into(job.model, state["model"])
     job.optimizer.load_state_dict(state["optimizer"])
