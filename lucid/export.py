@@ -48,7 +48,7 @@ class Difference(NamedTuple):
 
 def _check_model(model: Any) -> nn.Module:
     """Accept lucid ResNet/ResNeXt models only: the export relies on their config and input contract."""
-    from .models.resnet import ResNet
+    from .models.modeling_resnet import ResNet
     from .optimize import OptimizedModel
 
     if isinstance(model, OptimizedModel):

@@ -78,15 +78,15 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
-def check_stage_values(name: str, value: Any, what: str) -> tuple[int, ...]:
-    """``value`` as a tuple of four positive ints (one per stage); ``what`` is "depths" or "widths"."""
+def check_stage_values(name: str, value: Any, what: str, count: int) -> tuple[int, ...]:
+    """``value`` as a tuple of ``count`` positive ints, one per stage; ``what`` is "depths" or "widths"."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise ConfigTypeError(
-            f"{name} must contain exactly 4 stage {what}; got {describe(value)}, expected a list of 4 positive ints", name
+            f"{name} must contain exactly {count} stage {what}; got {describe(value)}, expected a list of {count} positive ints", name
         )
     items = tuple(value)
-    if len(items) != 4:
-        raise ConfigError(f"{name} must contain exactly 4 stage {what}; got {len(items)}: {describe(list(items))}", name)
+    if len(items) != count:
+        raise ConfigError(f"{name} must contain exactly {count} stage {what}; got {len(items)}: {describe(list(items))}", name)
     bad = [i for i, item in enumerate(items) if not is_int(item) or not 0 < item <= MAX_INT]
     if bad:
         raise ConfigError(

@@ -45,7 +45,8 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     from ..checkpoints.io import load_file, load_into
     from ..core.errors import CheckpointError
     from ..models import create_model, from_pretrained
-    from ..models.hub import CONFIG_NAME, model_from_config
+    from ..models.auto import model_from_config
+    from ..models.saving import CONFIG_NAME
     from ..train.state import STATE_NAME, load_state
 
     path = Path(path)

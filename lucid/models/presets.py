@@ -16,10 +16,9 @@ from torch import nn
 
 from ..checkpoints.download import PretrainedWeights
 from ..core.errors import ConfigTypeError
+from .modeling_resnet import ResNet, ResNeXt
 from .published import load_pretrained, register_pretrained
 from .registry import register_model
-from .resnet import ResNet
-from .resnext import ResNeXt
 
 __all__ = ["Preset", "PretrainedWeights", "PRESETS", "ENTRY_POINTS", "build_preset", "preset_table_markdown"]
 

@@ -73,7 +73,7 @@ def _model_device(model: nn.Module) -> torch.device:
 def _check_arguments(
     model: nn.Module, dtype: torch.dtype, compile: bool, cuda_graph: bool, calibration: Any, retain_memory: bool,
 ) -> torch.device:
-    from ..models.resnet import ResNet
+    from ..models.modeling_resnet import ResNet
 
     if not isinstance(model, ResNet):
         raise TypeError(
