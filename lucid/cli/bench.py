@@ -39,14 +39,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed options ask for; returns the exit status."""
     import torch
 
-    from ..benchmark import (
+    from ..bench import (
         format_table,
         infer_contenders,
         machine_summary,
         measure,
         train_contenders,
     )
-    from ..train.runtime import resolve_device
+    from ..inference.runtime import resolve_device
 
     for name in ("batch_size", "image_size", "warmup", "rounds"):
         if getattr(args, name) < 1:

@@ -115,7 +115,7 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
 def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The trained model, device and autocast dtype the inference options ask for."""
     from ..inference.predict import load_trained, optimized
-    from ..train.runtime import resolve_amp, resolve_device
+    from ..inference.runtime import resolve_amp, resolve_device
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)

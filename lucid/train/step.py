@@ -13,16 +13,9 @@ import torch
 from torch import nn
 
 from ..core.errors import LucidError
+from ..inference.runtime import cpu_has_fast_bf16
 
 __all__ = ["COMPILE_MIN_IMAGES", "NonFiniteLossError", "cpu_has_fast_bf16", "fast_defaults", "train_step"]
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU runs bf16 matmuls/convolutions natively (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch build without oneDNN runs no fast bf16 kernels
-        return False
 
 
 # torch.compile pays off once a run's saving outweighs its start-up. Measured on H100s (torch 2.11,
