@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from ..core.errors import OptionError
+
 try:
     import resource  # page-fault counts; not on Windows
 except ImportError:
@@ -141,7 +143,7 @@ def measure(
     """Warm every contender up, then time one call of each per round, rotating the order each round."""
     device = torch.device(device)
     if warmup < 1 or rounds < 1:
-        raise ValueError(f"warmup and rounds must be at least 1, got warmup={warmup}, rounds={rounds}")
+        raise OptionError(f"warmup and rounds must be at least 1, got warmup={warmup}, rounds={rounds}")
     results = [Result(c.name, c.setup, c.batch, peer=c.peer) for c in contenders]
     for c in contenders:
         start = time.perf_counter()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 __all__ = [
     "AMP_CHOICES",
+    "BENCH_DTYPES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "INFERENCE_DTYPES",
@@ -20,6 +21,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The precisions `lucid eval` / `predict` / `optimize_for_inference` run a trained model in.
 INFERENCE_DTYPES = ("float32", "bfloat16", "int8")
+
+# The precisions `lucid bench` times inference in (float16 on GPUs as well).
+BENCH_DTYPES = ("float32", "bfloat16", "float16", "int8")
 
 # Autocast settings of training and inference: bf16 where the hardware runs it natively, fp16
 # (with a gradient scaler when training, CUDA only), or none.

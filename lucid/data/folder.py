@@ -256,7 +256,7 @@ def decode_image_file(path: str, channels: int) -> torch.Tensor:
         with Image.open(path) as image:
             return pil_to_tensor(image.convert("L" if channels == 1 else "RGB"))
     except (SyntaxError, Image.DecompressionBombError) as e:  # Pillow raises these for some malformed files
-        raise ValueError(f"{path}: {e}") from None
+        raise DataError(f"{path}: {e}") from None
 
 
 def min_crop_scale(image_size: int) -> float:

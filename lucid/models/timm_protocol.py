@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.errors import OptionError, OptionTypeError
 
 __all__ = ["DEFAULT_PREPROCESSING", "TimmProtocolMixin", "take_indices"]
 
@@ -44,18 +45,18 @@ def take_indices(count: int, indices: Indices) -> list[int]:
     if indices is None:
         return list(range(count))
     if isinstance(indices, bool) or not isinstance(indices, (int, Sequence)) or isinstance(indices, str):
-        raise TypeError(f"indices must be None, an int or a sequence of ints, got {indices!r}")
+        raise OptionTypeError(f"indices must be None, an int or a sequence of ints, got {indices!r}")
     if isinstance(indices, int):
         if not 0 < indices <= count:
-            raise ValueError(f"indices={indices} asks for the last {indices} features; this model has 1 to {count}")
+            raise OptionError(f"indices={indices} asks for the last {indices} features; this model has 1 to {count}")
         return list(range(count - indices, count))
     taken = []
     for i in indices:
         if isinstance(i, bool) or not isinstance(i, int) or not -count <= i < count:
-            raise ValueError(f"indices must hold feature numbers in {-count}..{count - 1}, got {list(indices)!r}")
+            raise OptionError(f"indices must hold feature numbers in {-count}..{count - 1}, got {list(indices)!r}")
         taken.append(i % count)
     if not taken:
-        raise ValueError("indices must name at least one feature, got an empty sequence")
+        raise OptionError("indices must name at least one feature, got an empty sequence")
     return taken
 
 
@@ -155,12 +156,12 @@ class TimmProtocolMixin:
         or ``None`` to keep the current pooling.
         """
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+            raise OptionError(f"num_classes must be an int >= 0, got {num_classes!r}")
         if global_pool is not None:
             if global_pool not in (*GLOBAL_POOLS, ""):
-                raise ValueError(f"global_pool must be 'avg', 'max', '' or None, got {global_pool!r}")
+                raise OptionError(f"global_pool must be 'avg', 'max', '' or None, got {global_pool!r}")
             if global_pool == "" and num_classes:
-                raise ValueError(f"global_pool='' keeps the feature map, which a classifier cannot take; got num_classes={num_classes}")
+                raise OptionError(f"global_pool='' keeps the feature map, which a classifier cannot take; got num_classes={num_classes}")
             self.avgpool = GLOBAL_POOLS[global_pool]((1, 1)) if global_pool else nn.Identity()
         device = next((p.device for p in self.parameters()), None)  # type: ignore[attr-defined]
         self.fc = nn.Linear(self.num_features, num_classes, device=device) if num_classes else nn.Identity()
@@ -200,7 +201,7 @@ class TimmProtocolMixin:
         ``output_fmt``: ``"NCHW"`` or ``"NHWC"``.
         """
         if output_fmt not in OUTPUT_FORMATS:
-            raise ValueError(f"output_fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {output_fmt!r}")
+            raise OptionError(f"output_fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {output_fmt!r}")
         wanted = take_indices(len(self.feature_info), indices)
         stages = self._stage_names()
         last = len(stages) if not (stop_early or intermediates_only) else max(wanted)

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from ..core.errors import OptionError
 from .tracing import Call, format_shapes, trace
 
 __all__ = ["summary", "Summary", "LayerRow"]
@@ -136,7 +137,7 @@ def summary(model: nn.Module, input_shape: Any = (1, 3, 224, 224), depth: int = 
     model untouched.
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
+        raise OptionError(f"depth must be an int >= 1, got {depth!r}")
     tr = trace(model, input_shape)
     calls_of: dict[str, list[Call]] = {}  # by the path a call went through
     for call in tr.calls:
