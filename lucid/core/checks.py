@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from .constants import MAX_IMAGE_SIZE, MAX_INT
-from .errors import ConfigError, ConfigTypeError
+from .errors import ConfigError, ConfigTypeError, OptionError, OptionTypeError
 
 __all__ = [
     "check_bool",
     "check_choice",
     "check_image_size",
     "check_int",
+    "check_min_int",
     "check_number",
     "check_positive_int",
     "check_stage_values",
@@ -46,6 +47,14 @@ def check_int(name: str, value: Any, minimum: int = 0, maximum: int = MAX_INT) -
         raise ConfigTypeError(f"{name} must be an int between {minimum} and {maximum}; got {describe(value)}", name)
     if not minimum <= value <= maximum:
         raise ConfigError(f"{name} must be an int between {minimum} and {maximum}; got {describe(value)}", name)
+    return int(value)
+
+
+def check_min_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an ``int`` after checking it is an integer of at least ``minimum`` (an option, not a config field)."""
+    if not is_int(value) or value < minimum:
+        error = OptionTypeError if not is_int(value) else OptionError
+        raise error(f"{name} must be an int >= {minimum}, got {value!r}", name)
     return int(value)
 
 

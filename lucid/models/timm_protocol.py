@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checks import check_min_int
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..core.errors import OptionError, OptionTypeError
 
@@ -155,8 +156,7 @@ class TimmProtocolMixin:
         ``global_pool``: ``"avg"``, ``"max"``, ``""`` (no pooling, ``num_classes`` must be 0)
         or ``None`` to keep the current pooling.
         """
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise OptionError(f"num_classes must be an int >= 0, got {num_classes!r}")
+        check_min_int("num_classes", num_classes, 0)
         if global_pool is not None:
             if global_pool not in (*GLOBAL_POOLS, ""):
                 raise OptionError(f"global_pool must be 'avg', 'max', '' or None, got {global_pool!r}")

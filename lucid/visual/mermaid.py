@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from ..core.checks import check_min_int
 from ..core.errors import OptionError
 from .tracing import INPUT, Call, Trace, format_shapes, module_tree, trace
 
@@ -276,8 +277,7 @@ def mermaid(
         direction: ``"LR"``, ``"RL"``, ``"TB"``, ``"TD"`` or ``"BT"``.
         title: caption of the outer subgraph (default: the model's class name).
     """
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-        raise OptionError(f"depth must be an int >= 0, got {depth!r}")
+    check_min_int("depth", depth, 0)
     if collapse not in COLLAPSE_MODES:
         raise OptionError(f"collapse must be one of {', '.join(map(repr, COLLAPSE_MODES))}, got {collapse!r}")
     if direction not in _DIRECTIONS:
