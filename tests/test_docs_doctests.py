@@ -32,7 +32,7 @@ DOCTESTS = [
 
 
 def test_docstring_examples_exist() -> None:
-    assert any(t.name == "lucid.models.resnext.ResNeXt" for t in DOCTESTS), [t.name for t in DOCTESTS]
+    assert any(t.name == "lucid.models.modeling_resnet.ResNeXt" for t in DOCTESTS), [t.name for t in DOCTESTS]
 
 
 @pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])

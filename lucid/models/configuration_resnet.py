@@ -198,6 +198,11 @@ class ResNeXtConfig(ResNetConfig):
         self.block_args = {k: v for k, v in checked.items() if k not in GROUP_FIELDS}
 
     @property
+    def block_class(self) -> type[nn.Module]:
+        """ResNeXt always uses the (grouped) bottleneck block."""
+        return Bottleneck
+
+    @property
     def all_block_args(self) -> dict[str, Any]:
         """The keyword arguments every block is built with: the group fields, then ``block_args``."""
         return {"cardinality": self.cardinality, "base_width": self.base_width, **self.block_args}
