@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import torch
-from torchvision.transforms import InterpolationMode, v2
 
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..core.errors import CheckpointError
@@ -70,6 +69,8 @@ class PretrainedWeights:
 
     def transforms(self) -> Any:
         """The evaluation preprocessing as a torchvision transform (PIL image or uint8 tensor in, normalised float tensor out)."""
+        from torchvision.transforms import InterpolationMode, v2  # torchvision: kept out of `import lucid.models`
+
         return v2.Compose(
             [
                 v2.Resize(self.resize, interpolation=InterpolationMode(self.interpolation), antialias=True),

@@ -11,9 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file as load_safetensors
-from safetensors.torch import save_file as save_safetensors
 from torch import nn
 
 from ..core.errors import CheckpointError, OptionError
@@ -38,6 +35,8 @@ def save_file(
     users of ``torch.load``. ``metadata`` (text keys and values) goes into the safetensors
     header; torch files have no place for it.
     """
+    from safetensors.torch import save_file as save_safetensors  # safetensors: kept out of `import lucid.models`
+
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     if path.suffix in _TORCH_SUFFIXES:
@@ -101,6 +100,9 @@ def load_file(
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted download or copy?)")
     if _is_safetensors(path):
+        from safetensors import SafetensorError  # safetensors: kept out of `import lucid.models`
+        from safetensors.torch import load_file as load_safetensors
+
         try:
             return load_safetensors(str(path), device=str(map_location))
         except (SafetensorError, OSError, ValueError) as e:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
 from torch import nn
-from torchvision.ops import FrozenBatchNorm2d
 
 from ..core.checks import check_bool, check_positive_int, check_stage_values, check_unit_interval, describe
 from ..core.errors import ConfigError, ConfigTypeError
@@ -27,11 +26,19 @@ STEM_TYPES = (None, "deep")
 BlockSpec = Union[str, type]
 GROUP_FIELDS = ("cardinality", "base_width")  # ResNeXtConfig's own fields; block_args of a ResNetConfig
 
+
+
+def _frozen_batchnorm(channels: int) -> nn.Module:
+    from torchvision.ops import FrozenBatchNorm2d  # torchvision: kept out of `import lucid.models`
+
+    return FrozenBatchNorm2d(channels)
+
+
 # Norm layers a config.json may name (a saved config never names code to import).
 NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "BatchNorm2d": nn.BatchNorm2d,
     "SyncBatchNorm": nn.SyncBatchNorm,
-    "FrozenBatchNorm2d": FrozenBatchNorm2d,
+    "FrozenBatchNorm2d": _frozen_batchnorm,
 }
 
 

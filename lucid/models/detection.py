@@ -10,9 +10,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.ops import FrozenBatchNorm2d
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ..core.errors import ConfigError, ConfigTypeError
 from .registry import create_model
@@ -99,6 +96,11 @@ def fpn_backbone(
             as FasterRCNN and MaskRCNN expect). RetinaNet uses ``LastLevelP6P7``.
         out_channels: channels of every pyramid level.
     """
+    # torchvision: kept out of `import lucid.models`
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.ops import FrozenBatchNorm2d
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
     model = _backbone_model(name_or_model, FrozenBatchNorm2d if norm_layer is None else norm_layer, model_kwargs)
     modules = [info["module"] for info in model.feature_info]  # the stem, then one per stage
     layers = _check_layers(trainable_layers, returned_layers, len(modules) - 1)

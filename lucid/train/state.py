@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoints.train_state import STATE_FORMAT, STATE_NAME, load_state, save_state
+from ..checkpoints.train_state import REQUIRED, STATE_FORMAT, STATE_NAME, load_state, save_state  # noqa: F401  (REQUIRED: older imports)
 from ..core.errors import CheckpointError
 from .config import TrainConfig
 
