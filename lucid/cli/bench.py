@@ -6,9 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..core.checks import check_positive_int
 from ..core.constants import BENCH_DTYPES
-from .common import CLIError, add_set, load_model, parse_set
+from .common import CLIError, add_set, load_model, parse_set, positive
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -50,12 +49,10 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..inference.runtime import resolve_device
 
-    for name in ("batch_size", "image_size", "warmup", "rounds"):
-        check_positive_int(name, getattr(args, name))
+    positive(args, "batch_size", "image_size", "warmup", "rounds", "threads")
     if args.mode == "train" and (args.dtype is not None or args.compile):
         raise CLIError("--dtype and --compile apply to --mode infer; --mode train times train_step with lucid's fast defaults")
     if args.threads is not None:
-        check_positive_int("threads", args.threads)
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(0)
