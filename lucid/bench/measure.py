@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..core.checks import check_min_int
+from ..core.errors import OptionError
 
 try:
     import resource  # page-fault counts; not on Windows
@@ -142,8 +142,8 @@ def measure(
 ) -> list[Result]:
     """Warm every contender up, then time one call of each per round, rotating the order each round."""
     device = torch.device(device)
-    check_min_int("warmup", warmup, 1)
-    check_min_int("rounds", rounds, 1)
+    if warmup < 1 or rounds < 1:
+        raise OptionError(f"warmup and rounds must be at least 1, got warmup={warmup}, rounds={rounds}")
     results = [Result(c.name, c.setup, c.batch, peer=c.peer) for c in contenders]
     for c in contenders:
         start = time.perf_counter()
