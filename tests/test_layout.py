@@ -69,6 +69,8 @@ FUNCTION_IMPORTS_TO_MOVE = {
     ("lucid.train.recipe", "torch"),
     ("lucid.train.rundir", "lucid.checkpoints.io"),
     ("lucid.train.rundir", "fcntl"),
+    ("lucid.train.sampler", "numpy"),
+    ("lucid.train.sampler", "torchvision"),
     ("lucid.train.state", "numpy"),
 }
 
