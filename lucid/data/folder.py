@@ -134,10 +134,6 @@ class ImageFileDataset(ImageDataset):
         classes = [str(i) for i in range(max(targets, default=-1) + 1)]
         super().__init__(FolderRecords(samples, classes), transform, channels)
 
-    @property
-    def samples(self) -> list[tuple[str, int]]:
-        return self.records.samples
-
 
 def folder_splits(
     root: str | os.PathLike[str], val_split: float | None, seed: int, prep: Preprocessing,

@@ -111,6 +111,11 @@ class ImageDataset(Dataset):
         """The class index of every sample, in order (cheap: nothing is decoded)."""
         return [self._target(i) for i in self.indices]
 
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """``(name, class index)`` of every sample, in order: the file path for image folders."""
+        return [(self.records.name(i), self._target(i)) for i in self.indices]
+
     def _target(self, index: int) -> int:
         target = self.records.target(index)
         return target if self.remap is None else self.remap[target]
