@@ -262,3 +262,21 @@ class _IndexOf(torch.utils.data.Dataset):
         size, _ = self.dataset[index]
         assert int(size) > 100  # the encoded bytes of a 40x32 image were read
         return index
+
+
+def test_lucid_eval_scores_every_format_alike(tmp_path: Path) -> None:
+    from lucid.inference.predict import Trained, evaluate_folder
+    from lucid.models import create_model
+
+    both = tmp_path / "both"
+    make_folder(both / "train", per_class=2)
+    make_folder(both / "val", per_class=3)
+    pack(str(both), tmp_path / "s")
+    pack(str(both), tmp_path / "h", fmt="hf")
+    model = create_model("resnet_18", num_classes=4, channels=[8, 16, 32, 64]).eval()
+    trained = Trained(model, ["zebra", *CLASSES], default_preprocessing(32, 3), {})
+    scores = [evaluate_folder(trained, str(location), device=torch.device("cpu"), amp_dtype=None, channels_last=False)
+              for location in (both, tmp_path / "s", tmp_path / "h")]
+    for score in scores[1:]:
+        assert score["acc1"] == scores[0]["acc1"] and abs(score["loss"] - scores[0]["loss"]) < 1e-5
+    assert [s["count"] for s in scores] == [9, 9, 9]  # the val part only (3 per class), not the 6 training images

@@ -13,7 +13,7 @@ from .folder import ImageFileDataset, folder_records, folder_splits, scan_class_
 from .loader import EncodedRandomResizedCrop, GpuBatchDecoder, collate_encoded, default_workers, gpu_decode_pipeline, loader_options
 from .preprocessing import Preprocessing, default_preprocessing, describe_transform, eval_transform, min_crop_scale, train_transform
 from .records import Batch, FolderRecords, ImageDataset, Records, collate_skipping
-from .sources import FORMATS, detect_format, open_source
+from .sources import FORMATS, detect_format, open_source, open_splits
 from .splits import Source, Splits, eval_dataset, make_splits
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "min_crop_scale",
     "open_image",
     "open_source",
+    "open_splits",
     "scan_class_folders",
     "train_transform",
 ]

@@ -14,11 +14,12 @@ from pathlib import Path
 from ..core.errors import DataError
 from .folder import folder_records
 from .hf import HFRecords, hf_parts, load_hf
+from .preprocessing import Preprocessing
 from .records import warn
 from .shards import ShardRecords, expand_shards, read_classes
-from .splits import Source
+from .splits import Source, Splits, make_splits
 
-__all__ = ["FORMATS", "detect_format", "open_source"]
+__all__ = ["FORMATS", "detect_format", "open_source", "open_splits"]
 
 FORMATS = ("folder", "shards", "hf")
 HF_MARKERS = ("dataset_dict.json", "state.json", "dataset_info.json")
@@ -59,6 +60,12 @@ def open_source(spec: str | Path, *, split: str | None = None, image_column: str
     if skipped:
         warn(f"{spec}: {skipped} sample(s) without an image or a label were skipped ({source.skipped})")
     return source
+
+
+def open_splits(spec: str | Path, val_split: float | None, seed: int, prep: Preprocessing, auto_augment: str | None = None,
+                random_erase: float = 0.0, **source_options: str | None) -> Splits:
+    """Training and validation datasets of ``--data`` in any format (see :func:`open_source` and :func:`make_splits`)."""
+    return make_splits(open_source(spec, **source_options), val_split, seed, prep, auto_augment, random_erase)
 
 
 def _open_shards(spec: str) -> Source:
