@@ -8,13 +8,14 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 pytest.importorskip("webdataset")
 datasets = pytest.importorskip("datasets")
+
+from data_fixtures import CLASSES, make_folder  # noqa: E402
 
 from lucid.core.errors import DataError  # noqa: E402
 from lucid.data import (  # noqa: E402
@@ -27,18 +28,6 @@ from lucid.data import (  # noqa: E402
     open_source,
 )
 from lucid.data.pack import data_info, pack  # noqa: E402
-
-CLASSES = ["ant", "bee", "cat"]
-
-
-def make_folder(root: Path, per_class: int = 6, size: tuple[int, int] = (40, 32)) -> Path:
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = (rng.random((size[1], size[0], 3)) * 90 + 50 * c).astype("uint8")
-            Image.fromarray(pixels).save(root / name / f"{i}.{'jpg' if i % 2 else 'png'}", quality=95)
-    return root
 
 
 def decoded(source, records_part: str = "all") -> Counter:

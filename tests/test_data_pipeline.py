@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_fixtures import photo
 from PIL import Image
 from torchvision.transforms import v2
 
@@ -23,17 +24,6 @@ from lucid.data.loader import (
     default_workers,
     loader_options,
 )
-
-
-def photo(width: int = 500, height: int = 375, seed: int = 0) -> bytes:
-    """A JPEG with smooth gradients and noise (quality 90), like a natural photo to the codec."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([x / width * 200, y / height * 200, (x + y) / (width + height) * 255], axis=-1)
-    pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def crop_stats(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
