@@ -6,6 +6,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 from .preprocessing import Preprocessing, augment_policy
 
@@ -51,8 +52,7 @@ def digits_splits(image_size: int, val_fraction: float, seed: int, augment: bool
     affine jitter (rotation, shift, scale) when ``augment`` is true, then the optional
     ``auto_augment`` policy and random erasing. Digits are not flipped.
     """
-    from sklearn.datasets import load_digits
-    from torchvision.transforms import v2
+    from sklearn.datasets import load_digits  # scikit-learn: the bundled digits
 
     digits = load_digits()
     pixels = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -57,7 +58,7 @@ class EncodedRandomResizedCrop(DecodeRandomResizedCrop):
 
     def forward(self, *inputs: Any) -> Any:
         source: Source = inputs[0]
-        data = source if isinstance(source, bytes) else open(source, "rb").read()
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
         with open_image(data) as image:
             box = self.crop_box(*image.size)
         flip = bool(torch.rand(1) < 0.5)
