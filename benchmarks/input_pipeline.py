@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import random
 import statistics
@@ -140,9 +141,10 @@ def report(args: argparse.Namespace, table: dict[int, dict[str, list[float]]], s
         "# Training input pipeline: images/s per core",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {platform.machine()}, {platform.processor() or 'cpu'}, {len(__import__('os').sched_getaffinity(0))} cores visible; one process, one thread",
+        f"- machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores visible, load average {args.load:.1f} at the start "
+        "(other work shared the machine); one process, one thread",
         f"- torch {torch.__version__}, Pillow {Image.__version__}",
-        f"- command: `python benchmarks/input_pipeline.py {' '.join(sys.argv[1:])}`",
+        f"- command: `{' '.join(['python', 'benchmarks/input_pipeline.py', *sys.argv[1:]])}`",
         f"- data: {args.images} generated 500x375 JPEGs (quality 90), {args.rounds} interleaved rounds of {args.per_round} images per contender",
         "",
         "| size | lucid img/s | timm img/s | torchvision img/s | lucid / timm | lucid / torchvision |",
@@ -176,6 +178,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 176, 224])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "input_pipeline.md")
     args = parser.parse_args()
+    args.load = os.getloadavg()[0]
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="lucid-input-bench-") as tmp:
         root = Path(tmp)

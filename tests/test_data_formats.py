@@ -269,3 +269,19 @@ def test_lucid_eval_scores_every_format_alike(tmp_path: Path) -> None:
     for score in scores[1:]:
         assert score["acc1"] == scores[0]["acc1"] and abs(score["loss"] - scores[0]["loss"]) < 1e-5
     assert [s["count"] for s in scores] == [9, 9, 9]  # the val part only (3 per class), not the 6 training images
+
+
+def test_numbers_that_size_memory_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lucid.data import shards
+
+    (tmp_path / "s").mkdir()
+    _tar(tmp_path / "s" / "a.tar", {"0.png": _png(), "0.cls": b"999999999999"})
+    with pytest.raises(DataError, match=r"label 999999999999; expected a class index in \[0, 1000000\)"):
+        open_source(tmp_path / "s")  # no class list: the largest index would size the classifier
+    _tar(tmp_path / "s" / "a.tar", {"0.png": _png(), "0.json": b'{"label": 0, "pad": "' + b"x" * 70_000 + b'"}'})
+    with pytest.raises(DataError, match="a label is at most 65536"):
+        open_source(tmp_path / "s")
+    monkeypatch.setattr(shards, "MAX_CLASSES", 3)
+    (tmp_path / "s" / "classes.txt").write_text("a\nb\nc\nd\n")
+    with pytest.raises(DataError, match="must be 1 to 3 strings"):
+        open_source(tmp_path / "s")
