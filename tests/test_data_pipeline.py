@@ -167,3 +167,15 @@ def test_the_gpu_batch_path_decodes_crops_and_flips_like_the_cpu_path() -> None:
             reference = v2.functional.horizontal_flip(reference)
         normalised = (reference.float() / 255 - torch.tensor(prep.mean).view(3, 1, 1)) / torch.tensor(prep.std).view(3, 1, 1)
         assert (image - normalised).abs().mean() < 0.1  # full-size decode + tensor resize vs reduced decode
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_to_normalized_float_is_to_dtype_then_normalize(dtype: torch.dtype) -> None:
+    from lucid.data.preprocessing import ToNormalizedFloat
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    image = torch.randint(0, 256, (3, 20, 30), dtype=torch.uint8)
+    image = image if dtype == torch.uint8 else image.float() / 255
+    reference = v2.Normalize(list(mean), list(std))(v2.ToDtype(torch.float32, scale=True)(image))
+    ours = ToNormalizedFloat(mean, std)(image)
+    assert ours.dtype == torch.float32 and torch.allclose(ours, reference, atol=1e-5)

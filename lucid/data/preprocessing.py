@@ -20,6 +20,7 @@ from .decode import DecodeImage, DecodeRandomResizedCrop
 
 __all__ = [
     "Preprocessing",
+    "ToNormalizedFloat",
     "augment_policy",
     "default_preprocessing",
     "describe_transform",
@@ -92,6 +93,28 @@ def default_preprocessing(image_size: int, channels: int) -> Preprocessing:
     raise DataError(f"image folders need a model with in_channels 1 (grey) or 3 (RGB), got in_channels={channels}")
 
 
+class ToNormalizedFloat(v2.Transform):
+    """``uint8`` image to ``float32``, scaled to [0, 1] and normalised with ``mean``/``std``, in one step.
+
+    The same as ``v2.ToDtype(torch.float32, scale=True)`` then ``v2.Normalize(mean, std)``, as one
+    multiply-subtract (``x * 1/(255 std) - mean/std``) with no intermediate image: the input
+    pipeline's last per-pixel pass. A floating-point image is taken as already in [0, 1].
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.mean, self.std = list(mean), list(std)
+        std_t = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1) / std_t
+
+    def forward(self, *inputs: Any) -> Any:
+        image = inputs[0] if len(inputs) == 1 else inputs
+        if image.is_floating_point():
+            return v2.functional.normalize(image, self.mean, self.std)
+        return image.to(torch.float32).mul_(self._scale).sub_(self._shift)
+
+
 def augment_policy(policy: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """torchvision's RandAugment, TrivialAugmentWide or AutoAugment (ImageNet policy) on ``uint8`` images."""
     return {"randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide, "autoaugment": v2.AutoAugment}[policy]()
@@ -119,7 +142,7 @@ def train_transform(prep: Preprocessing, auto_augment: str | None = None, random
     ]
     if auto_augment:
         steps.append(augment_policy(auto_augment))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(prep.mean), list(prep.std))]
+    steps.append(ToNormalizedFloat(prep.mean, prep.std))
     if random_erase > 0:
         steps.append(v2.RandomErasing(p=random_erase, value=0.0))
     return v2.Compose(steps)
@@ -131,8 +154,7 @@ def eval_transform(prep: Preprocessing) -> Callable[[Any], torch.Tensor]:
         DecodeImage(prep.channels),
         v2.Resize(int(round(prep.image_size / prep.crop)), antialias=True),
         v2.CenterCrop(prep.image_size),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(prep.mean), list(prep.std)),
+        ToNormalizedFloat(prep.mean, prep.std),
     ])
 
 
