@@ -18,7 +18,7 @@ from .decode import decode_image_file
 from .digits import DIGITS_MEAN, DIGITS_STD, DigitsDataset, digits_splits
 from .preprocessing import Preprocessing, default_preprocessing, describe_transform, eval_transform, min_crop_scale, train_transform
 from .records import Batch, FolderRecords, ImageDataset, collate_skipping, warn
-from .splits import Source, make_splits
+from .splits import Source, make_splits, missing_val_split
 
 __all__ = [
     "DIGITS_MEAN",
@@ -140,5 +140,8 @@ def folder_splits(
     auto_augment: str | None = None, random_erase: float = 0.0,
 ) -> tuple[ImageDataset, ImageDataset, list[str]]:
     """Training and validation datasets from ``root/train`` + ``root/val``, or one class tree split by ``val_split``."""
+    parts = (Path(root) / "train").is_dir() and (Path(root) / "val").is_dir()
+    if val_split is None and Path(root).is_dir() and not parts:  # say what is missing before scanning the folder
+        raise missing_val_split(str(root))
     splits = make_splits(Source("folder", str(root), folder_records(root)), val_split, seed, prep, auto_augment, random_erase)
     return splits.train, splits.val, splits.classes

@@ -14,7 +14,7 @@ from ..core.errors import DataError
 from .preprocessing import Preprocessing, eval_transform, train_transform
 from .records import ImageDataset, Records, class_remap, split_indices
 
-__all__ = ["Source", "Splits", "eval_dataset", "make_splits"]
+__all__ = ["Source", "Splits", "eval_dataset", "make_splits", "missing_val_split"]
 
 
 @dataclass
@@ -66,13 +66,18 @@ def make_splits(source: Source, val_split: float | None, seed: int, prep: Prepro
         val = ImageDataset(val_records, val_tf, prep.channels, classes=train_records.classes, remap=remap)
         return Splits(train, val, list(train_records.classes), description)
     if val_split is None:
-        raise DataError(f"--data: {source.location} has no separate train and val parts; give --val-split (e.g. 0.1) to split it")
+        raise missing_val_split(source.location)
     records = source.parts["all"]
     train_idx, val_idx = split_indices(len(records), val_split, seed)
     description.update(val_split=val_split, seed=seed, val_samples=len(val_idx))
     train = ImageDataset(records, train_tf, prep.channels, indices=train_idx)
     val = ImageDataset(records, val_tf, prep.channels, indices=val_idx)
     return Splits(train, val, list(records.classes), description)
+
+
+def missing_val_split(location: str) -> DataError:
+    """The error for a source with one part and no ``--val-split``."""
+    return DataError(f"--data: {location} has no separate train and val parts; give --val-split (e.g. 0.1) to split it")
 
 
 def eval_dataset(source: Source, class_names: list[str], prep: Preprocessing) -> ImageDataset:
