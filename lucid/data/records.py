@@ -100,8 +100,6 @@ class ImageDataset(Dataset):
         self.indices = list(range(len(records))) if indices is None else list(indices)
         self.classes = list(records.classes if classes is None else classes)
         self.remap = remap
-        steps = getattr(transform, "transforms", [transform])
-        self._takes_sources = bool(steps) and getattr(steps[0], "decodes_sources", False)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -110,6 +108,12 @@ class ImageDataset(Dataset):
     def targets(self) -> list[int]:
         """The class index of every sample, in order (cheap: nothing is decoded)."""
         return [self._target(i) for i in self.indices]
+
+    def _takes_sources(self) -> bool:
+        """Whether the transform decodes (its first step takes the encoded image), read at each access
+        since a caller may replace the transform."""
+        steps = getattr(self.transform, "transforms", [self.transform])
+        return bool(steps) and getattr(steps[0], "decodes_sources", False)
 
     @property
     def samples(self) -> list[tuple[str, int]]:
@@ -124,7 +128,7 @@ class ImageDataset(Dataset):
         index = self.indices[position]
         try:
             source = self.records.source(index)
-            image = self.transform(source if self._takes_sources else decode_image_file(source, self.channels))
+            image = self.transform(source if self._takes_sources() else decode_image_file(source, self.channels))
         except DECODE_ERRORS:
             return self.records.name(index)
         return image, self._target(index)
