@@ -19,7 +19,6 @@ from data_fixtures import CLASSES, make_folder  # noqa: E402
 
 from lucid.core.errors import DataError  # noqa: E402
 from lucid.data import (  # noqa: E402
-    DecodeImage,
     ImageDataset,
     default_preprocessing,
     detect_format,
@@ -30,10 +29,15 @@ from lucid.data import (  # noqa: E402
 from lucid.data.pack import data_info, pack  # noqa: E402
 
 
+def _decoded(image: torch.Tensor) -> torch.Tensor:
+    """No transform: the dataset decodes each image at full size and hands it over as it is."""
+    return image
+
+
 def decoded(source, records_part: str = "all") -> Counter:
     """The multiset of (pixel bytes, class name) of a source's part, decoded at full size."""
     records = source.parts[records_part]
-    dataset = ImageDataset(records, DecodeImage(3))
+    dataset = ImageDataset(records, _decoded)
     return Counter((image.numpy().tobytes(), records.classes[target]) for image, target in (dataset[i] for i in range(len(dataset))))
 
 
@@ -94,7 +98,7 @@ def test_val_split_is_the_same_for_every_format(folder: Path, tmp_path: Path) ->
         source = open_source(location)
         splits = make_splits(source, 0.25, 3, prep)
         assert splits.description["val_split"] == 0.25 and splits.description["seed"] == 3
-        val = ImageDataset(splits.val.records, DecodeImage(3), indices=splits.val.indices)
+        val = ImageDataset(splits.val.records, _decoded, indices=splits.val.indices)
         held_out.append(Counter((val[i][0].numpy().tobytes(), val[i][1]) for i in range(len(val))))
     assert held_out[0] == held_out[1] == held_out[2] and sum(held_out[0].values()) == 4  # round(18 * 0.25)
 
@@ -182,7 +186,7 @@ def test_pack_re_encodes_large_images_and_writes_checksums(tmp_path: Path) -> No
     make_folder(tmp_path / "big", per_class=2, size=(300, 120))
     manifest = pack(str(tmp_path / "big"), tmp_path / "s", max_side=64)
     source = open_source(tmp_path / "s")
-    sizes = {ImageDataset(source.parts["all"], DecodeImage(3))[i][0].shape for i in range(6)}
+    sizes = {ImageDataset(source.parts["all"], _decoded)[i][0].shape for i in range(6)}
     assert sizes == {(3, 26, 64)}  # long side 300 -> 64, aspect kept (120 * 64 / 300 = 25.6)
     assert json.loads((tmp_path / "s" / "manifest.json").read_text()) == manifest
     assert data_info(str(tmp_path / "s"), verify=True)["mismatched"] == []

@@ -7,7 +7,7 @@ turns a source into training and validation datasets (map-style, with ``.classes
 from __future__ import annotations
 
 from ..core.errors import DataError
-from .decode import DecodeImage, DecodeRandomResizedCrop, decode_image_file, open_image
+from .decode import DecodeRandomResizedCrop, decode_image_file, open_image
 from .digits import DIGITS_MEAN, DIGITS_STD, DigitsDataset, digits_splits
 from .folder import ImageFileDataset, folder_records, folder_splits, scan_class_folders
 from .loader import EncodedRandomResizedCrop, GpuBatchDecoder, collate_encoded, default_workers, gpu_decode_pipeline, loader_options
@@ -21,7 +21,6 @@ __all__ = [
     "DIGITS_MEAN",
     "DIGITS_STD",
     "DataError",
-    "DecodeImage",
     "DecodeRandomResizedCrop",
     "DigitsDataset",
     "EncodedRandomResizedCrop",

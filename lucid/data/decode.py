@@ -21,7 +21,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["DecodeImage", "DecodeRandomResizedCrop", "decode_image_file", "draft_request", "open_image"]
+__all__ = ["DecodeRandomResizedCrop", "decode_image_file", "draft_request", "open_image"]
 
 Source = str | bytes
 
@@ -102,19 +102,3 @@ class DecodeRandomResizedCrop(v2.RandomResizedCrop):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, decode=reduced-size"
-
-
-class DecodeImage(v2.Transform):
-    """Decode an encoded image (path or bytes) to a ``uint8`` tensor at full size; a tensor passes through."""
-
-    decodes_sources = True
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.channels = channels
-
-    def forward(self, *inputs: Any) -> Any:
-        source = inputs[0] if len(inputs) == 1 else inputs
-        if isinstance(source, (str, bytes, bytearray, memoryview)):
-            return decode_image_file(source, self.channels)
-        return source

@@ -1,8 +1,8 @@
 """How images become model inputs: the saved preprocessing, and the training and evaluation transforms.
 
-Both transforms take an encoded image (a path or bytes) and decode it themselves, so the training
-crop can decode only the pixels it keeps (see :mod:`lucid.data.decode`); given an already decoded
-``uint8`` tensor they work the same way on it.
+The training transform takes the encoded image (a path or bytes) and decodes it itself, so that
+its crop decodes only the pixels it keeps (see :mod:`lucid.data.decode`); given an already decoded
+``uint8`` tensor it works the same way on it. The evaluation transform takes a decoded image.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..core.errors import CheckpointError, DataError
-from .decode import DecodeImage, DecodeRandomResizedCrop
+from .decode import DecodeRandomResizedCrop
 
 __all__ = [
     "Preprocessing",
@@ -149,9 +149,8 @@ def train_transform(prep: Preprocessing, auto_augment: str | None = None, random
 
 
 def eval_transform(prep: Preprocessing) -> Callable[[Any], torch.Tensor]:
-    """Decode at full size, resize the short side to ``image_size / crop``, centre-crop ``image_size``, scale and normalise."""
+    """Resize the short side to ``image_size / crop``, centre-crop ``image_size``, scale and normalise (a decoded image)."""
     return v2.Compose([
-        DecodeImage(prep.channels),
         v2.Resize(int(round(prep.image_size / prep.crop)), antialias=True),
         v2.CenterCrop(prep.image_size),
         ToNormalizedFloat(prep.mean, prep.std),
