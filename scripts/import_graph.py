@@ -40,6 +40,7 @@ TOP_LEVEL = {"errors": "core", "constants": "core", "io": "checkpoints", "export
 OPTIONAL = {
     "onnx", "onnxruntime", "onnxscript", "openvino", "nncf", "executorch", "webdataset", "datasets", "torchcodec",
     "timm", "matplotlib", "huggingface_hub", "torchao", "tensorboard",
+    "sklearn",  # a base dependency, but slow to import: loaded only when the bundled digits are used
 }
 SHIM_DOCSTRING = "Older import path"
 

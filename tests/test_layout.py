@@ -37,13 +37,6 @@ LOADED_BY_MODELS = {"core", "nn", "checkpoints", "models"}
 # Imports inside functions that are still to be moved to module level (or behind
 # lucid.core.extras.require). Each entry is (module, what it imports); shrink this list, never grow it.
 FUNCTION_IMPORTS_TO_MOVE = {
-    # lucid/data/folder.py
-    ("lucid.data.folder", "lucid.core.errors"),
-    ("lucid.data.folder", "math"),
-    ("lucid.data.folder", "torch"),
-    ("lucid.data.folder", "sklearn"),
-    ("lucid.data.folder", "torchvision"),
-    ("lucid.data.folder", "PIL"),
     # lucid/export.py
     ("lucid.export", "lucid.models.modeling_resnet"),
     ("lucid.export", "lucid.optimize"),

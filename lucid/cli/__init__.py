@@ -18,12 +18,12 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..core.errors import LucidError
-from . import bench, evaluate, export, models, plot, predict, summary, train, weights
+from . import bench, data, evaluate, export, models, plot, predict, summary, train, weights
 from .common import CLIError, Terminated, load_model, parse_set, parse_shape
 
 __all__ = ["CLIError", "build_parser", "load_model", "main", "parse_set", "parse_shape"]
 
-_COMMANDS = [models, summary, export, train, evaluate, predict, plot, bench, weights]
+_COMMANDS = [models, summary, export, train, evaluate, predict, plot, bench, weights, data]
 
 
 def build_parser() -> argparse.ArgumentParser:

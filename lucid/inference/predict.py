@@ -21,6 +21,7 @@ from ..checkpoints.train_state import STATE_NAME, load_state
 from ..core.checks import check_image_size
 from ..core.console import warn
 from ..core.errors import CheckpointError, ConfigError
+from ..data import detect_format, eval_dataset, open_source
 from ..data.folder import (
     DataError,
     ImageFileDataset,
@@ -107,20 +108,17 @@ def _loader_kw(workers: int) -> dict[str, Any]:
 
 def evaluate_folder(trained: Trained, data: str | os.PathLike[str], *, device: torch.device, amp_dtype: torch.dtype | None,
                     channels_last: bool, batch_size: int = 64, workers: int = 0, confusion: bool = False) -> dict[str, Any]:
-    """Loss and top-1/top-5 accuracy on ``data/val`` (when present) or on ``data`` as one class tree.
+    """Loss and top-1/top-5 accuracy on the validation part of ``data`` (``data/val``, a ``val/`` shard
+    folder, a validation split), or on all of it when it has no such part. ``data`` is any ``--data``
+    source: image folder, WebDataset shards or Hugging Face dataset.
 
-    Folder classes are matched to the model's classes by name; skipped (unreadable) images are
+    Its classes are matched to the model's classes by name; skipped (unreadable) images are
     counted. ``confusion`` adds the confusion matrix (see :func:`~lucid.inference.evaluation.evaluate`).
     """
     root = Path(data)
-    root = root / "val" if (root / "val").is_dir() else root
-    folder_classes, samples = scan_class_folders(root)
-    unknown = sorted(set(folder_classes) - set(trained.class_names))
-    if unknown:
-        raise DataError(f"--data: class folder(s) {unknown} in {root} are not classes of the model (it knows {trained.class_names})")
-    remap = {i: trained.class_names.index(name) for i, name in enumerate(folder_classes)}
-    samples = [(p, remap[t]) for p, t in samples]
-    dataset = ImageFileDataset(samples, trained.preprocessing.channels, eval_transform(trained.preprocessing))
+    if detect_format(str(data)) == "folder" and (root / "val").is_dir():
+        root = root / "val"
+    dataset = eval_dataset(open_source(root), trained.class_names, trained.preprocessing)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(workers))
     return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
 
