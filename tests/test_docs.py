@@ -130,7 +130,7 @@ def test_site_has_a_page_per_class_and_preset_and_no_broken_link(site: Path) -> 
 
     for page in ["index", "getting-started", "models/resnet", "models/resnext", "models/resnet-config",
                  "models/resnext-config", "guides/weights", "guides/visual", "guides/training",
-                 "guides/performance", "guides/export"]:
+                 "guides/performance", "guides/inference", "design/notes"]:
         assert (site / f"{page}.html").is_file(), page
     names = models.list_models()
     assert names and set(names) == set(models.PRESETS)
