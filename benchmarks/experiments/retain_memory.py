@@ -32,13 +32,12 @@ for _ in range(8):
     fast(x)
     times.append(time.perf_counter() - start)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(json.dumps({{"ms": statistics.median(times) * 1e3, "faults": statistics.median(faults)}}))
+print(json.dumps({"ms": statistics.median(times) * 1e3, "faults": statistics.median(faults)}))
 """
 
 
 def _run(args: argparse.Namespace, retain: bool) -> dict:
-    code = _CHILD.replace("{{", "{").replace("}}", "}")
-    done = subprocess.run([sys.executable, "-c", code, args.model, str(args.batch_size), args.dtype, str(int(retain)), str(args.image_size)],
+    done = subprocess.run([sys.executable, "-c", _CHILD, args.model, str(args.batch_size), args.dtype, str(int(retain)), str(args.image_size)],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
