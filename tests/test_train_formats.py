@@ -15,6 +15,8 @@ from test_train import COLOURS, _one_line_error, make_folder, one_thread, read_m
 from test_train_resume import STEPS_PER_EPOCH, assert_same_run, interrupt_at
 
 from lucid.cli import main
+from lucid.data import EncodedRandomResizedCrop, GpuBatchDecoder, collate_encoded, min_crop_scale
+from lucid.train import engine
 from lucid.train.config import TrainConfig
 from lucid.train.engine import data_location, data_present, fit
 
@@ -106,6 +108,27 @@ def test_a_run_on_shards_stopped_mid_epoch_resumes_bit_for_bit(shards: Path, tmp
     calls = interrupt_at(monkeypatch, -1)
     fit(tiny_config(shards, out, save_every=3), resume="auto")
     assert calls["n"] == 3 * STEPS_PER_EPOCH - 9  # only the unseen batches were trained
+    assert_same_run(reference, out)
+
+
+def test_the_gpu_decode_pipeline_run_on_the_cpu_trains_from_shards(shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--decode gpu's loader (encoded crops from the workers, the batch decoded by GpuBatchDecoder), with its decoder
+    on the CPU: the same crops as CPU decoding, so the run learns; it is resumed mid-epoch bit for bit."""
+    def on_cpu(prep, device):
+        crop = EncodedRandomResizedCrop(prep.image_size, prep.channels, scale=(min_crop_scale(prep.image_size), 1.0))
+        return crop, collate_encoded, GpuBatchDecoder(prep, device)
+
+    monkeypatch.setattr(engine, "gpu_decode_pipeline", on_cpu)
+    reference = tmp_path / "reference"
+    fit(tiny_config(shards, reference, decode="gpu", save_every=3))
+    records = read_metrics(reference)
+    assert records[-1]["train_loss"] < records[0]["train_loss"] and records[-1]["val_acc1"] > 1 / len(COLOURS)
+    out = tmp_path / "run"
+    interrupt_at(monkeypatch, 2 * STEPS_PER_EPOCH + 3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config(shards, out, decode="gpu", save_every=3))
+    interrupt_at(monkeypatch, -1)
+    fit(tiny_config(shards, out, decode="gpu", save_every=3), resume="auto")
     assert_same_run(reference, out)
 
 
