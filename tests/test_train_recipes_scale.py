@@ -76,7 +76,7 @@ def test_recipe_options_are_checked(folder: Path, tmp_path: Path, capsys) -> Non
     _one_line_error(capsys, ["train", "--progressive-resize", "16:32", "--image-size", "32"], "--image-size")
     _one_line_error(capsys, ["train", "--repeated-aug", "0"], "--repeated-aug")
     _one_line_error(capsys, ["train", "--eval-size", "3"], "--eval-size")
-    _one_line_error(capsys, ["train", "--eval-size", "48", "--out", str(tmp_path / "d")], "--eval-size", "image folder")
+    _one_line_error(capsys, ["train", "--eval-size", "48", "--out", str(tmp_path / "d")], "--eval-size", "needs --data")
 
 
 @pytest.fixture
