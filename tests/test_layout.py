@@ -53,7 +53,6 @@ FUNCTION_IMPORTS_TO_MOVE = {
     # lucid/train/
     ("lucid.train.average", "lucid.checkpoints.io"),
     ("lucid.train.distributed", "torch"),
-    ("lucid.train.engine", "lucid.data.folder"),
     ("lucid.train.engine", "lucid.models"),
     ("lucid.train.engine", "torch"),
     ("lucid.train.engine", "lucid.checkpoints.io"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import COLOURS, TINY_ARGS, one_line_error, read_metrics, tiny_config
+from helpers import COLOURS, TINY_ARGS, one_line_error, read_metrics, tiny_config, write_png_folder
 
 from lucid.cli import main
 from lucid.train import epoch, recipe
@@ -165,7 +165,8 @@ def test_bad_folders_fail_in_one_line(tmp_path: Path, capsys) -> None:
     (empty / "cats").mkdir()
     (empty / "cats" / "notes.txt").write_text("no images here")
     one_line_error(capsys, ["train", "--data", str(empty), "--val-split", "0.2"], "no image files")
-    one_line_error(capsys, ["train", "--data", str(empty)], "--val-split")
+    write_png_folder(tmp_path / "tree", {"red": 2})
+    one_line_error(capsys, ["train", "--data", str(tmp_path / "tree")], "--val-split")
     one_line_error(capsys, ["train", "--data", str(tmp_path / "missing"), "--val-split", "0.2"], "does not exist")
 
 
@@ -179,7 +180,8 @@ def test_bad_arguments_and_checkpoints_fail_in_one_line(trained: Path, folder: P
                              "--data", str(folder)], "layer")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     one_line_error(capsys, ["predict", str(tmp_path / "junk.pt"), str(folder / "val" / "red" / "0.png")], "junk.pt")
-    one_line_error(capsys, ["eval", str(trained)], "--data")
+    # A bare weight file records no training data: --data is needed.
+    one_line_error(capsys, ["eval", str(trained / "model.safetensors"), *TINY_ARGS, "--set", "num_classes=3"], "--data")
 
 
 def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -295,7 +295,7 @@ def test_resume_with_a_relative_data_folder_from_another_working_folder(folder: 
     shutil.rmtree(data)
     state["epoch"] = 1
     torch.save(state, tmp_path / "run" / "last.pt")
-    one_line_error(capsys, ["train", "--resume", str(tmp_path / "run")], "--resume", "image folder", "no longer there")
+    one_line_error(capsys, ["train", "--resume", str(tmp_path / "run")], "--resume", "data", "no longer there")
     assert "--val-split" not in capsys.readouterr().err
 
 

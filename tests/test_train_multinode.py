@@ -1,4 +1,5 @@
-"""Two nodes on one machine: two ``torchrun`` agents (c10d rendezvous on 127.0.0.1), one CPU process each.
+"""Two nodes on one machine: two ``torchrun`` agents (c10d rendezvous on 127.0.0.1), one CPU process each,
+training from WebDataset shards.
 
 The first run checks that an epoch gives every training sample to exactly one process. The second
 is the same command, but the process of rank 1 SIGKILLs itself in the middle of the first epoch
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 from helpers import COLOURS, TINY_ARGS, assert_same_run, write_png_folder
 
+from lucid.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = 16 * len(COLOURS)  # 48: 24 per process, 6 batches of 4 per epoch
 pytestmark = pytest.mark.slow
@@ -26,11 +29,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The training data of every run here (the one place that says its format): an image folder of tiny PNGs."""
+    """The training data of every run here (the one place that says its format): WebDataset shards of tiny PNGs,
+    written by ``lucid data pack`` (train/ and val/ folders of shards of 10 samples)."""
     root = tmp_path_factory.mktemp("data")
-    write_png_folder(root / "train", {c: TRAIN_IMAGES // len(COLOURS) for c in COLOURS}, seed=1)
-    write_png_folder(root / "val", {c: 2 for c in COLOURS}, seed=2)
-    return root
+    write_png_folder(root / "images" / "train", {c: TRAIN_IMAGES // len(COLOURS) for c in COLOURS}, seed=1)
+    write_png_folder(root / "images" / "val", {c: 2 for c in COLOURS}, seed=2)
+    assert main(["data", "pack", str(root / "images"), str(root / "shards"), "--shard-size", "10"]) == 0
+    assert len(list((root / "shards" / "train").glob("*.tar"))) == 5
+    return root / "shards"
 
 
 def _free_port() -> int:

@@ -77,7 +77,7 @@ def test_recipe_options_are_checked(folder: Path, tmp_path: Path, capsys) -> Non
     one_line_error(capsys, ["train", "--progressive-resize", "16:32", "--image-size", "32"], "--image-size")
     one_line_error(capsys, ["train", "--repeated-aug", "0"], "--repeated-aug")
     one_line_error(capsys, ["train", "--eval-size", "3"], "--eval-size")
-    one_line_error(capsys, ["train", "--eval-size", "48", "--out", str(tmp_path / "d")], "--eval-size", "image folder")
+    one_line_error(capsys, ["train", "--eval-size", "48", "--out", str(tmp_path / "d")], "--eval-size", "needs --data")
 
 
 @pytest.fixture

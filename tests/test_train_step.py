@@ -108,7 +108,7 @@ def test_default_run_is_the_specification_model_on_the_digits_split() -> None:
     data = build_data(cfg)
     train, val, classes, prep, overrides = data.train, data.val, data.classes, data.prep, data.overrides
     assert (len(train), len(val), classes) == (1438, 359, [str(i) for i in range(10)])
-    assert tuple(train.images.shape[1:]) == (1, 32, 32) and prep.image_size == 32
+    assert tuple(train[0][0].shape) == (1, 32, 32) and prep.image_size == 32  # stored at 8x8, upsampled as read
     with torch.device("meta"):
         model = build_model(cfg, overrides, load_weights=False)
     spec = ResNeXtConfig(layers=[3, 4, 6, 3], cardinality=32, base_width=4, num_classes=10, in_channels=1, stem_type="deep", stem_width=32,

@@ -12,7 +12,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     """Declare the ``eval`` subcommand and its options."""
     p = sub.add_parser("eval", help="top-1/top-5 accuracy and loss of a trained model on an image folder")
     add_inference_args(p)
-    p.add_argument("--data", metavar="DIR", default=None, help="image folder, WebDataset shards or Hugging Face dataset (its val part is used when present; default for digits models: their validation split)")
+    p.add_argument("--data", metavar="DIR", default=None, help="image folder, WebDataset shards or Hugging Face dataset (its val part is used when present; default: the validation part of the data the model was trained on)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--confusion", metavar="PNG", default=None, help="also draw the confusion matrix into this PNG (needs matplotlib)")
@@ -22,7 +22,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed options ask for; returns the exit status."""
-    from ..inference.predict import evaluate_digits, evaluate_folder
+    from ..inference.predict import evaluate_folder, evaluate_recorded
 
     positive(args, "batch_size")
     if args.workers < 0:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     trained, device, amp = load_trained_args(args)
     common = {"device": device, "amp_dtype": amp, "channels_last": False, "batch_size": args.batch_size, "confusion": bool(args.confusion)}
     if args.data is None:
-        result = evaluate_digits(trained, **common)
+        result = evaluate_recorded(trained, workers=args.workers, **common)
     else:
         result = evaluate_folder(trained, args.data, workers=args.workers, **common)
     if args.confusion:

@@ -21,17 +21,15 @@ from ..checkpoints.train_state import STATE_NAME, load_state
 from ..core.checks import check_image_size
 from ..core.console import warn
 from ..core.errors import CheckpointError, ConfigError
-from ..data import detect_format, eval_dataset, open_source
+from ..data import ImageDataset, Records, Source, detect_format, eval_dataset, make_splits, open_source
 from ..data.folder import (
     DataError,
-    ImageFileDataset,
     Preprocessing,
     collate_skipping,
     decode_image_file,
     default_preprocessing,
     digits_splits,
     eval_transform,
-    scan_class_folders,
 )
 from ..models import create_model, from_pretrained
 from ..models.auto import model_from_config
@@ -39,7 +37,7 @@ from ..models.saving import CONFIG_NAME
 from ..optimize import optimize_for_inference
 from .evaluation import evaluate
 
-__all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
+__all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "evaluate_recorded", "load_trained", "optimized", "predict_images"]
 
 INFERENCE_DTYPES = ("float32", "bfloat16", "int8")
 
@@ -131,6 +129,30 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
     return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
 
 
+def evaluate_recorded(trained: Trained, *, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
+                      batch_size: int = 64, workers: int = 0, confusion: bool = False) -> dict[str, Any]:
+    """Accuracy on the validation part of the data the model was trained on, as its run recorded it: the
+    digits' split, the ``val`` part of its data, or the same ``--val-split`` (fraction and seed) of it."""
+    if trained.dataset.get("name") == "digits" or "path" not in trained.dataset:
+        return evaluate_digits(trained, device=device, amp_dtype=amp_dtype, channels_last=channels_last, batch_size=batch_size, confusion=confusion)
+    source = _recorded_source(trained)
+    val_split, seed = trained.dataset.get("val_split"), trained.dataset.get("seed", 0)
+    if "all" in source.parts and val_split is not None:
+        if not isinstance(val_split, float) or not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise CheckpointError(f"damaged metadata: the validation split needs val_split in (0, 1) and seed >= 0, got {val_split!r} and {seed!r}")
+        dataset = make_splits(source, val_split, seed, trained.preprocessing).val
+    else:
+        dataset = eval_dataset(source, trained.class_names, trained.preprocessing)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(workers))
+    return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
+
+
+def _recorded_source(trained: Trained) -> Source:
+    """The data source a model's run recorded (its location, and the split and columns of a Hugging Face dataset)."""
+    options = {key: trained.dataset.get(key) for key in ("split", "image_column", "label_column") if isinstance(trained.dataset.get(key), str)}
+    return open_source(str(trained.dataset["path"]), **options)
+
+
 def _digits_split(trained: Trained) -> tuple[float, int]:
     """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
     if trained.dataset.get("name") != "digits":
@@ -148,15 +170,22 @@ def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32
         train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
         images = [train[i][0] for i in range(min(len(train), batches * batch_size))]
     else:
-        root = Path(str(trained.dataset.get("path", "")))
-        if not root.is_dir():
-            raise DataError(f"--dtype int8 calibrates on the training images, but the model's image folder {str(root)!r} is not there")
-        _, samples = scan_class_folders(root / "train" if (root / "train").is_dir() else root)
-        transform = eval_transform(trained.preprocessing)
-        dataset = ImageFileDataset(samples[: batches * batch_size], trained.preprocessing.channels, transform)
+        records = _training_records(trained)
+        prep = trained.preprocessing
+        dataset = ImageDataset(records, eval_transform(prep), prep.channels, indices=range(min(len(records), batches * batch_size)))
         images = [item[0] for item in dataset if not isinstance(item, str)]
     size = max(1, -(-len(images) // batches))  # a small training set still gives `batches` batches
     return [torch.stack(images[i:i + size]) for i in range(0, len(images), size)]
+
+
+def _training_records(trained: Trained) -> Records:
+    """The training part (or the only part) of the data a model was trained on, in any format lucid.data reads."""
+    try:
+        source = _recorded_source(trained)
+    except (DataError, KeyError) as e:
+        location = trained.dataset.get("path")
+        raise DataError(f"--dtype int8 calibrates on the training images, but the model's data {location!r} cannot be read ({e})") from None
+    return source.parts["train" if "train" in source.parts else "all"]
 
 
 def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:

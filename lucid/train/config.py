@@ -32,6 +32,7 @@ MAX_BATCH = 1_000_000
 MAX_WORKERS = 256
 MAX_REPEATS = 16
 AUTO_AUGMENT = ("randaugment", "trivialaugment", "autoaugment")
+DECODE_CHOICES = ("cpu", "gpu")
 
 
 def _opt(default: Any, help: str, group: str, **cli: Any) -> Any:
@@ -49,13 +50,20 @@ class TrainConfig:
     ``batch_size`` is per process. The defaults are the measured recipe for the digits run (README).
     """
 
-    data: str | None = _opt(None, "image folder: DIR/train/<class>/... and DIR/val/<class>/..., or one class tree with --val-split (default: the bundled digits)", "data", metavar="DIR")
+    data: str | None = _opt(None, "image folder (DIR/train/<class>/... and DIR/val/<class>/..., or one class tree with --val-split), WebDataset shards "
+                            "(a folder of .tar files or train/ + val/ folders of them, a brace pattern, a list file) or a Hugging Face dataset "
+                            "(a save_to_disk folder, .parquet/.arrow files, hf:user/name from the local cache) (default: the bundled digits)", "data", metavar="SRC")
+    data_split: str | None = _opt(None, "Hugging Face datasets: the split to read (default: train + validation)", "data", metavar="NAME")
+    image_column: str | None = _opt(None, "Hugging Face datasets: the image column (default: the Image feature)", "data", metavar="NAME")
+    label_column: str | None = _opt(None, "Hugging Face datasets: the label column (default: the ClassLabel feature)", "data", metavar="NAME")
+    decode: str = _opt("cpu", "where training images are decoded: cpu (loader workers, reduced-size JPEG decode) or gpu (the batch decoded on "
+                              "the CUDA device with TorchCodec; needs lucid[data], no --auto-augment or --random-erase)", "data", choices=DECODE_CHOICES)
     val_split: float | None = _opt(None, "fraction held out for validation from a single class tree (digits: 0.2)", "data", metavar="F")
     image_size: int | None = _opt(None, "training resolution (digits: 32, folders: 224)", "data", metavar="PX")
     eval_size: int | None = _opt(None, "evaluation resolution, when it differs from the training one (e.g. train at 176, evaluate at 224); saved as the model's input size", "data", metavar="PX")
     progressive_resize: str | None = _opt(None, "raise the training resolution linearly from A px in the first epoch to B px in the last, in steps of 16 (image folders)", "data", metavar="A:B")
     repeated_aug: int = _opt(1, "repeated augmentation: each drawn image is used N times per epoch, differently augmented, on different processes (epoch length kept)", "data", metavar="N")
-    workers: int | None = _opt(None, "data loader processes per training process (digits: 0, folders: up to 4)", "data")
+    workers: int | None = _opt(None, "data loader processes per training process (digits: 0, other data: the CPUs per process less one, 1 to 16)", "data")
     auto_augment: str | None = _opt(None, "automatic augmentation policy from torchvision (default off)", "data", choices=AUTO_AUGMENT)
     random_erase: float = _opt(0.0, "probability of erasing a random rectangle of each training image (torchvision RandomErasing)", "data", metavar="P")
     mixup: float = _opt(0.0, "MixUp alpha (0 = off; with --cutmix one of the two is picked per batch)", "data", metavar="ALPHA")
@@ -127,7 +135,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}", name)
         for name, allowed in (("opt", OPTIMIZER_CHOICES), ("amp", AMP_CHOICES), ("sched", SCHEDULE_CHOICES),
-                              ("on_nonfinite", NONFINITE_CHOICES), ("auto_augment", (None, *AUTO_AUGMENT))):
+                              ("on_nonfinite", NONFINITE_CHOICES), ("auto_augment", (None, *AUTO_AUGMENT)), ("decode", DECODE_CHOICES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(str(a) for a in allowed)}, got {getattr(self, name)!r}", name)
         for name in ("image_size", "eval_size"):
@@ -135,9 +143,21 @@ class TrainConfig:
                 check_image_size(getattr(self, name), name)
         if self.progressive_resize is not None:
             self.resize_range()
+        self._check_decode()
         if not isinstance(self.overrides, dict):
             raise ConfigTypeError(f"overrides must be a dict of model config fields, got {type(self.overrides).__name__}", "overrides")
         check_finite_overrides(self.overrides)
+
+    def _check_decode(self) -> None:
+        """``decode="gpu"`` needs ``data`` and augments on the device, where the CPU-only policies cannot run."""
+        if self.decode != "gpu":
+            return
+        if self.data is None:
+            raise ConfigError("decode: --decode gpu decodes image files; the bundled digits are no files (give --data, or --decode cpu)", "decode")
+        for name, off in (("auto_augment", None), ("random_erase", 0.0)):
+            if getattr(self, name) != off:
+                raise ConfigError(f"decode: --decode gpu cannot be combined with {name}={getattr(self, name)!r} (CPU augmentation); "
+                                  f"drop --{name.replace('_', '-')} or use --decode cpu", "decode")
 
     def resize_range(self) -> tuple[int, int]:
         """``progressive_resize`` as (first, last) training size in px."""

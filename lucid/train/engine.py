@@ -24,9 +24,22 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 
 from ..core.errors import CheckpointError, ConfigError, ConfigTypeError, LucidError
-from ..data.folder import DataError, Preprocessing, collate_skipping, describe_transform, eval_transform
+from ..data import (
+    DataError,
+    GpuBatchDecoder,
+    Preprocessing,
+    collate_skipping,
+    default_preprocessing,
+    describe_transform,
+    digits_splits,
+    eval_transform,
+    gpu_decode_pipeline,
+    loader_options,
+    open_splits,
+)
 from . import distributed, faults, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
 from .epoch import EpochResult, Job, train_one_epoch, warn
@@ -60,6 +73,7 @@ class Data:
     prep: Preprocessing
     overrides: dict[str, Any]  # the model's config overrides, num_classes included
     described: dict[str, Any]
+    train_prep: Preprocessing  # the training image size (prep holds the evaluation size, which the model is saved with)
 
     @property
     def transforms(self) -> dict[str, list[str]]:
@@ -153,7 +167,7 @@ def _same_settings(given: TrainConfig, saved: TrainConfig, file: Path) -> None:
             continue
         mine, theirs = getattr(given, f.name), getattr(saved, f.name)
         if f.name == "data" and mine is not None:
-            mine = str(Path(mine).resolve())
+            mine = data_location(mine)
         if mine != theirs:
             raise ConfigError(f"resume: {file} was saved with {f.name}={theirs!r}, this command gives {mine!r}; "
                               "repeat the run's own command, or choose another --out", "resume")
@@ -288,46 +302,72 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
 
 def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
     """Training/validation datasets, class names, preprocessing and the model's config overrides."""
-    from ..data.folder import default_preprocessing, digits_splits, folder_splits
-
     overrides = dict(cfg.overrides)
     if cfg.drop_path:
         overrides["block_args"] = {**dict(overrides.get("block_args") or {}), "drop_path": cfg.drop_path}
-    augment = {"auto_augment": cfg.auto_augment, "random_erase": cfg.random_erase}
-    if cfg.data is None:
-        for name in ("eval_size", "progressive_resize"):
-            if getattr(cfg, name) is not None:
-                raise ConfigError(f"{name} needs an image folder (--data); the bundled digits come at one size (--image-size)", name)
-        overrides = {**DIGITS_MODEL_DEFAULTS, **overrides}
-        if overrides["in_channels"] != 1:
-            raise ConfigError(f"overrides in_channels: the digits are grey images (in_channels=1), got {overrides['in_channels']!r}", "in_channels")
-        val_fraction = cfg.val_split if cfg.val_split is not None else 0.2
-        train, val, classes, prep = digits_splits(cfg.image_size or 32, val_fraction, cfg.seed, augment=True, **augment)
-        described = {"name": "digits", "val_fraction": val_fraction, "seed": cfg.seed}
-    else:
-        if resumed and not Path(cfg.data).is_dir():
-            error = DataError(f"resume: the run's image folder {cfg.data} is no longer there; put it back to continue the run")
-            error.field = "resume"  # type: ignore[attr-defined]
-            raise error
-        if not cfg.pretrained:
-            overrides = {**FOLDER_MODEL_DEFAULTS, **overrides}
-        channels = overrides.get("in_channels", 3)
-        if not isinstance(channels, int) or isinstance(channels, bool):
-            raise ConfigTypeError(f"in_channels must be an int, got {channels!r}", "in_channels")
-        train_size = cfg.resize_range()[1] if cfg.progressive_resize else cfg.image_size or 224
-        prep = default_preprocessing(train_size, channels)
-        train, val, classes = folder_splits(cfg.data, cfg.val_split, cfg.seed, prep, **augment)
-        if cfg.eval_size is not None:  # evaluation (and the saved model's input size) at its own size
-            prep = dataclasses.replace(prep, image_size=cfg.eval_size)
-            val.transform = eval_transform(prep)
-        described = {"name": "folder", "path": str(Path(cfg.data).resolve())}
-    given = overrides.get("num_classes")
+    data = _digits_data(cfg, overrides) if cfg.data is None else _source_data(cfg, overrides, resumed)
+    given = data.overrides.get("num_classes")
     if given is not None and (not isinstance(given, int) or isinstance(given, bool)):
         raise ConfigTypeError(f"num_classes must be an int, got {given!r}", "num_classes")
-    if given is not None and given != len(classes):
-        raise ConfigError(f"num_classes={given} disagrees with the {len(classes)} classes of the data (leave it out to follow the data)", "num_classes")
-    overrides["num_classes"] = len(classes)
-    return Data(train, val, classes, prep, overrides, described)
+    if given is not None and given != len(data.classes):
+        raise ConfigError(f"num_classes={given} disagrees with the {len(data.classes)} classes of the data (leave it out to follow the data)", "num_classes")
+    data.overrides["num_classes"] = len(data.classes)
+    return data
+
+
+def _digits_data(cfg: TrainConfig, overrides: dict[str, Any]) -> Data:
+    """The bundled digits, split by ``val_split`` (default 0.2) and the seed."""
+    for name in ("eval_size", "progressive_resize"):
+        if getattr(cfg, name) is not None:
+            raise ConfigError(f"{name} needs --data; the bundled digits come at one size (--image-size)", name)
+    overrides = {**DIGITS_MODEL_DEFAULTS, **overrides}
+    if overrides["in_channels"] != 1:
+        raise ConfigError(f"overrides in_channels: the digits are grey images (in_channels=1), got {overrides['in_channels']!r}", "in_channels")
+    val_fraction = cfg.val_split if cfg.val_split is not None else 0.2
+    train, val, classes, prep = digits_splits(cfg.image_size or 32, val_fraction, cfg.seed, augment=True,
+                                              auto_augment=cfg.auto_augment, random_erase=cfg.random_erase)
+    described = {"name": "digits", "val_fraction": val_fraction, "seed": cfg.seed}
+    return Data(train, val, classes, prep, overrides, described, prep)
+
+
+def _source_data(cfg: TrainConfig, overrides: dict[str, Any], resumed: bool) -> Data:
+    """``--data`` in any format lucid.data reads (image folder, WebDataset shards, Hugging Face dataset)."""
+    if resumed and not data_present(cfg.data):
+        error = DataError(f"resume: the run's data {cfg.data} is no longer there; put it back to continue the run")
+        error.field = "resume"  # type: ignore[attr-defined]
+        raise error
+    if not cfg.pretrained:
+        overrides = {**FOLDER_MODEL_DEFAULTS, **overrides}
+    channels = overrides.get("in_channels", 3)
+    if not isinstance(channels, int) or isinstance(channels, bool):
+        raise ConfigTypeError(f"in_channels must be an int, got {channels!r}", "in_channels")
+    train_size = cfg.resize_range()[1] if cfg.progressive_resize else cfg.image_size or 224
+    train_prep = default_preprocessing(train_size, channels)
+    options = source_options(cfg)
+    splits = open_splits(cfg.data, cfg.val_split, cfg.seed, train_prep, auto_augment=cfg.auto_augment, random_erase=cfg.random_erase, **options)
+    prep = train_prep
+    if cfg.eval_size is not None:  # evaluation (and the saved model's input size) at its own size
+        prep = dataclasses.replace(prep, image_size=cfg.eval_size)
+        splits.val.transform = eval_transform(prep)
+    described = {**splits.description, **{key: value for key, value in options.items() if value is not None}}
+    return Data(splits.train, splits.val, splits.classes, prep, overrides, described, train_prep)
+
+
+def source_options(cfg: TrainConfig) -> dict[str, str | None]:
+    """How to read a Hugging Face dataset (its split and columns); other formats ignore them."""
+    return {"split": cfg.data_split, "image_column": cfg.image_column, "label_column": cfg.label_column}
+
+
+def data_location(spec: str) -> str:
+    """``--data`` as a run records it: a path made absolute (so that a resume from another folder finds it); ``hf:`` ids as given."""
+    return spec if spec.startswith("hf:") else str(Path(spec).resolve())
+
+
+def data_present(spec: str) -> bool:
+    """Whether a run's ``--data`` is still there: the path, or the folder of a brace pattern (``hf:`` ids are looked up when opened)."""
+    if spec.startswith("hf:"):
+        return True
+    return (Path(spec.partition("{")[0]).parent if "{" in spec else Path(spec)).exists()
 
 
 def build_model(cfg: TrainConfig, overrides: dict[str, Any], load_weights: bool) -> nn.Module:
@@ -364,8 +404,38 @@ def build_job(cfg: TrainConfig, model: nn.Module, data: Data, info: distributed.
               clip_grad=cfg.clip_grad, skip_nonfinite=cfg.on_nonfinite == "skip", may_skip_batches=cfg.data is not None,
               scaler=torch.amp.GradScaler(runtime.device.type) if runtime.amp_dtype == torch.float16 else None,
               mix=recipe.build_batch_mix(cfg, len(data.classes)), ema=recipe.build_ema(cfg, model))
-    job.loader = _loader(SeededDataset(data.train), cfg.batch_size, job, sampler=sampler, drop_last=drop_last)
+    job.loader = _train_loader(cfg, data, job, sampler, drop_last)
     return job
+
+
+def _train_loader(cfg: TrainConfig, data: Data, job: Job, sampler: EpochSampler, drop_last: bool) -> Any:
+    """The training loader; with ``decode="gpu"`` its workers pass encoded crops on and the batch is decoded on the device."""
+    if cfg.decode != "gpu":
+        return _loader(SeededDataset(data.train), cfg.batch_size, job, sampler=sampler, drop_last=drop_last)
+    data.train.transform, collate, decoder = gpu_decode_pipeline(data.train_prep, job.runtime.device)
+    loader = _loader(SeededDataset(data.train), cfg.batch_size, job, collate=collate, sampler=sampler, drop_last=drop_last)
+    return DecodedLoader(loader, decoder)
+
+
+class DecodedLoader:
+    """A training loader whose batches :class:`~lucid.data.GpuBatchDecoder` decodes on the device (``--decode gpu``).
+
+    It shows the wrapped loader's ``sampler`` and ``batch_size``, which the epoch loop reads, and
+    sets the decoder's output size to the epoch's training size (progressive resizing).
+    """
+
+    def __init__(self, loader: Any, decoder: GpuBatchDecoder) -> None:
+        self.loader, self.decoder = loader, decoder
+        self.sampler, self.batch_size = loader.sampler, loader.batch_size
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Any:
+        size = self.sampler.image_size(self.sampler.epoch)
+        if size is not None:
+            self.decoder.size = size
+        return map(self.decoder, self.loader)
 
 
 def _wrap(model: nn.Module, runtime: Runtime, info: distributed.DistInfo) -> nn.Module:
@@ -377,15 +447,13 @@ def _wrap(model: nn.Module, runtime: Runtime, info: distributed.DistInfo) -> nn.
     return torch.compile(net) if runtime.compile else net
 
 
-def _loader(dataset: Any, batch_size: int, job: Job, **kw: Any) -> Any:
-    from torch.utils.data import DataLoader, Subset
-
+def _loader(dataset: Any, batch_size: int, job: Job, collate: Any = collate_skipping, **kw: Any) -> Any:
+    """A loader with lucid.data's defaults for the machine (workers kept alive, prefetching, pinned memory on CUDA)."""
     if "sampler" not in kw:  # validation: each rank takes its own share
         dataset = Subset(dataset, range(job.info.rank, len(dataset), job.info.world_size))
-    workers = job.runtime.workers
+    options = loader_options(job.runtime.device.type, job.runtime.workers)
     # Its own generator: creating an iterator never draws from the global RNG (a resumed run's stream stays the same).
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping, generator=torch.Generator(),
-                      pin_memory=job.runtime.device.type == "cuda", persistent_workers=workers > 0, **kw)
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate, generator=torch.Generator(), **options, **kw)
 
 
 def _tensorboard(cfg: TrainConfig, run: RunFolder | None) -> Any:
@@ -406,7 +474,7 @@ def _open_run(cfg: TrainConfig, info: distributed.DistInfo, resumed: bool) -> Ru
     if cfg.out is None:
         cfg.out = distributed.broadcast_object(str(fresh_out_dir(cfg.model)) if info.is_main else None, info)
     if cfg.data is not None:
-        cfg.data = str(Path(cfg.data).resolve())  # so that --resume from another working folder finds it
+        cfg.data = data_location(cfg.data)  # so that --resume from another working folder finds it
     return _on_main(lambda: RunFolder.open(cfg.out, resume=resumed, overwrite=cfg.overwrite), info)
 
 

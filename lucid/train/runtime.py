@@ -1,11 +1,11 @@
 """The runtime policy of a training run, decided once: device, precision, memory format, compile, optimizer kernel, loader workers."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 
+from ..data import default_workers
 from ..inference.runtime import resolve_amp, resolve_device
 from . import distributed
 from .config import TrainConfig
@@ -39,7 +39,7 @@ def resolve_runtime(cfg: TrainConfig, info: distributed.DistInfo, images: int) -
     defaults = fast_defaults(device, images=images)
     workers = cfg.workers
     if workers is None:
-        workers = 0 if cfg.data is None else min(4, max(1, (os.cpu_count() or 1) // info.local_world_size))
+        workers = 0 if cfg.data is None else default_workers(info.local_world_size)
     return Runtime(
         device=device,
         amp_dtype=resolve_amp(cfg.amp, device),
