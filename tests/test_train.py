@@ -236,7 +236,7 @@ def test_bad_arguments_and_checkpoints_fail_in_one_line(trained: Path, folder: P
                              "--data", str(folder)], "layer")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     _one_line_error(capsys, ["predict", str(tmp_path / "junk.pt"), str(folder / "val" / "red" / "0.png")], "junk.pt")
-    _one_line_error(capsys, ["eval", str(trained)], "--data")
+    _one_line_error(capsys, ["eval", str(trained), "--split", "val", "--data", str(tmp_path)], "--split val", "--split all")
 
 
 def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,11 @@ def add(sub: argparse._SubParsersAction) -> None:
     """Declare the ``eval`` subcommand and its options."""
     p = sub.add_parser("eval", help="top-1/top-5 accuracy and loss of a trained model on an image folder")
     add_inference_args(p)
-    p.add_argument("--data", metavar="DIR", default=None, help="class folders (DIR/val is used when present; default for digits models: their validation split)")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="class folders to score (default: the images the model was trained on); see --split")
+    p.add_argument("--split", choices=("val", "train", "all"), default=None,
+                   help="which images: the run's validation split (default; DIR/val of another folder that has one), "
+                        "its training split, or all of them")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--confusion", metavar="PNG", default=None, help="also draw the confusion matrix into this PNG (needs matplotlib)")
@@ -33,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
         pyplot()  # fail before the evaluation when matplotlib is missing
     trained, device, amp = load_trained_args(args)
     common = {"device": device, "amp_dtype": amp, "channels_last": False, "batch_size": args.batch_size, "confusion": bool(args.confusion)}
-    if args.data is None:
-        result = evaluate_digits(trained, **common)
+    if args.data is None and trained.dataset.get("name") == "digits":
+        result = evaluate_digits(trained, split=args.split, **common)
     else:
-        result = evaluate_folder(trained, args.data, workers=args.workers, **common)
+        result = evaluate_folder(trained, args.data, workers=args.workers, split=args.split, **common)
     if args.confusion:
         from ..train.plots import plot_confusion
 
@@ -47,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result, **({"confusion": matrix} if matrix is not None else {})}))
     else:
         skipped = f", {result['skipped']} unreadable skipped" if result["skipped"] else ""
+        print(f"scored {result['images']}")
         print(f"{result['count']} images{skipped}: acc1 {result['acc1']:.4f} acc5 {result['acc5']:.4f} loss {result['loss']:.4f}")
         if args.confusion:
             print(f"wrote {args.confusion}")

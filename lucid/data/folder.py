@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD, MAX_RESIZE
 from ..core.errors import DataError
 
 __all__ = [
@@ -73,7 +73,7 @@ class Preprocessing:
             raise bad("", "a dict")
         try:
             size, channels = int(data["image_size"]), int(data["channels"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise bad("image_size" if not _is_int(data.get("image_size")) else "channels", "an int") from None
         if not 8 <= size <= 4096:
             raise bad("image_size", "an int between 8 and 4096")
@@ -88,8 +88,8 @@ class Preprocessing:
         if not all(v > 0 for v in stats["std"]):
             raise bad("std", "positive numbers")
         crop = data.get("crop", 0.875)
-        if not _is_finite(crop) or not 0 < crop <= 1:
-            raise bad("crop", "a number in (0, 1]")
+        if not _is_finite(crop) or not 0 < crop <= 1 or size / crop > MAX_RESIZE:
+            raise bad("crop", f"a number in (0, 1] with image_size / crop at most {MAX_RESIZE} (the resize before the crop)")
         return cls(size, channels, stats["mean"], stats["std"], float(crop))
 
 

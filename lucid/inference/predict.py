@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from ..core.checks import check_image_size
+from ..core.constants import MAX_INT
 from ..core.errors import ConfigError
 from ..data.folder import DataError, Preprocessing, default_preprocessing
+from .selection import digits_selection, folder_selection
 
 __all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
 
@@ -94,40 +96,44 @@ def _loader_kw(workers: int) -> dict[str, Any]:
     return {"num_workers": workers, "collate_fn": collate_skipping, "persistent_workers": False}
 
 
-def evaluate_folder(trained: Trained, data: str | os.PathLike[str], *, device: torch.device, amp_dtype: torch.dtype | None,
-                    channels_last: bool, batch_size: int = 64, workers: int = 0, confusion: bool = False) -> dict[str, Any]:
-    """Loss and top-1/top-5 accuracy on ``data/val`` (when present) or on ``data`` as one class tree.
+def evaluate_folder(trained: Trained, data: str | os.PathLike[str] | None, *, device: torch.device, amp_dtype: torch.dtype | None,
+                    channels_last: bool, batch_size: int = 64, workers: int = 0, confusion: bool = False,
+                    split: str | None = None) -> dict[str, Any]:
+    """Loss and top-1/top-5 accuracy on the images :func:`~lucid.inference.selection.folder_selection` picks.
 
+    By default that is the run's own validation split (``data`` None or the folder it was trained
+    on), or ``data/val`` of another folder, or all of another folder without one; ``split``
+    (``"val"``, ``"train"``, ``"all"``) chooses. The result's ``"images"`` says which were scored.
     Folder classes are matched to the model's classes by name; skipped (unreadable) images are
     counted. ``confusion`` adds the confusion matrix (see :func:`~lucid.train.evaluation.evaluate`).
     """
     from torch.utils.data import DataLoader
 
-    from ..data.folder import ImageFileDataset, eval_transform, scan_class_folders
+    from ..data.folder import ImageFileDataset, eval_transform
 
-    root = Path(data)
-    root = root / "val" if (root / "val").is_dir() else root
-    folder_classes, samples = scan_class_folders(root)
+    samples, folder_classes, described = folder_selection(trained.dataset, data, split, trained.preprocessing)
     unknown = sorted(set(folder_classes) - set(trained.class_names))
     if unknown:
-        raise DataError(f"--data: class folder(s) {unknown} in {root} are not classes of the model (it knows {trained.class_names})")
+        raise DataError(f"--data: class folder(s) {unknown} in {data} are not classes of the model (it knows {trained.class_names})")
     remap = {i: trained.class_names.index(name) for i, name in enumerate(folder_classes)}
     samples = [(p, remap[t]) for p, t in samples]
     dataset = ImageFileDataset(samples, trained.preprocessing.channels, eval_transform(trained.preprocessing))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(workers))
-    return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
+    return {**_run_eval(trained, loader, device, amp_dtype, channels_last, confusion), "images": described}
 
 
 def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
-                    batch_size: int = 128, confusion: bool = False) -> dict[str, Any]:
-    """Accuracy on the validation split of the digits the model was trained on (same seed and fraction)."""
-    from torch.utils.data import DataLoader
+                    batch_size: int = 128, confusion: bool = False, split: str | None = None) -> dict[str, Any]:
+    """Accuracy on the digits the model was trained on: its validation split (same seed and fraction) by default."""
+    from torch.utils.data import ConcatDataset, DataLoader
 
     from ..data.folder import digits_splits
 
-    _, val, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
-    loader = DataLoader(val, batch_size=batch_size, shuffle=False, **_loader_kw(0))
-    return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
+    described = digits_selection(trained.dataset, split)
+    train, val, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+    dataset = {"val": val, "train": train, "all": ConcatDataset([train, val])}[split or "val"]
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(0))
+    return {**_run_eval(trained, loader, device, amp_dtype, channels_last, confusion), "images": described}
 
 
 def _digits_split(trained: Trained) -> tuple[float, int]:
@@ -137,8 +143,8 @@ def _digits_split(trained: Trained) -> tuple[float, int]:
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")
     fraction, seed = trained.dataset.get("val_fraction"), trained.dataset.get("seed")
-    if not isinstance(fraction, float) or not 0 < fraction < 1 or not isinstance(seed, int) or seed < 0:
-        raise CheckpointError(f"damaged metadata: the digits split needs val_fraction in (0, 1) and seed >= 0, got {fraction!r} and {seed!r}")
+    if not isinstance(fraction, float) or not 0 < fraction < 1 or not isinstance(seed, int) or not 0 <= seed <= MAX_INT:
+        raise CheckpointError(f"damaged metadata: the digits split needs val_fraction in (0, 1) and seed in [0, 2**63), got {fraction!r} and {seed!r}")
     return fraction, seed
 
 

@@ -17,9 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checks import describe, parse_json
 from ..core.errors import CheckpointError, LucidError
 from ..core.fileio import atomic_folder
 from ..io import load_file, load_into, save_file
+from .limits import MAX_PARAMETERS, check_model_size
 
 __all__ = [
     "CONFIG_NAME",
@@ -39,10 +41,7 @@ MODEL_CARD_NAME = "README.md"
 # Keys of config.json that describe the folder rather than the architecture.
 FOLDER_KEYS = ("model_type", "library_name", "metadata")
 CARD_INPUT = (1, 3, 224, 224)
-# A config read from a file is counted on the meta device first and refused above this size
-# (override with ``max_parameters=`` or the LUCID_MAX_PARAMETERS environment variable).
-MAX_PARAMETERS = 2_000_000_000
-MAX_BLOCKS = 10_000
+MAX_CONFIG_BYTES = 16 * 2**20
 
 
 def _hub() -> Any:
@@ -204,18 +203,6 @@ def _model_classes() -> dict[str, type]:
     return classes
 
 
-def _parameter_limit(max_parameters: int | None) -> int:
-    if max_parameters is not None:
-        return max_parameters
-    text = os.environ.get("LUCID_MAX_PARAMETERS", "")
-    if text:
-        try:
-            return int(float(text))
-        except ValueError:
-            raise CheckpointError(f"LUCID_MAX_PARAMETERS={text!r} is not a number of parameters") from None
-    return MAX_PARAMETERS
-
-
 def model_from_config(data: dict[str, Any], source: str = "config", max_parameters: int | None = None) -> nn.Module:
     """Build (freshly initialised) the model a :meth:`~lucid.models.ModelConfig.to_dict` dict describes.
 
@@ -236,21 +223,8 @@ def model_from_config(data: dict[str, Any], source: str = "config", max_paramete
         config = config_from_dict(cls.config_class, {**data, "model_type": model_type})
     except LucidError as e:
         raise CheckpointError(f"{source}: {e}") from None
-    _check_size(cls, config, source, _parameter_limit(max_parameters))
+    check_model_size(lambda: cls(config), source, max_parameters, error=CheckpointError)
     return cls(config)
-
-
-def _check_size(cls: type, config: Any, source: str, limit: int) -> None:
-    blocks = sum(config.layers)
-    if blocks > MAX_BLOCKS:
-        raise CheckpointError(f"{source}: layers={list(config.layers)} asks for {blocks:,} blocks, over the limit of {MAX_BLOCKS:,}")
-    with torch.device("meta"):
-        count = sum(p.numel() for p in cls(config).parameters())
-    if count > limit:
-        raise CheckpointError(
-            f"{source}: the config describes a model of {count:,} parameters, over the limit of {limit:,}; "
-            "pass max_parameters=N (or set LUCID_MAX_PARAMETERS=N) if you trust this file"
-        )
 
 
 def _local_folder(path: str | os.PathLike[str], hub_args: dict[str, Any]) -> Path:
@@ -268,6 +242,21 @@ def _local_folder(path: str | os.PathLike[str], hub_args: dict[str, Any]) -> Pat
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise FileNotFoundError(f"{path}: not a local folder, and the Hub repository could not be read ({first})") from None
     return Path(snapshot)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The JSON object in the ``config.json`` at ``path``, parsed with the bounds of :func:`~lucid.core.checks.parse_json`."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: {size:,} bytes, more than the {MAX_CONFIG_BYTES:,} a config file may hold")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not UTF-8 text ({e})") from None
+    data = parse_json(text, str(path))
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of config fields, got {describe(data, 40)}")
+    return data
 
 
 def from_pretrained(
@@ -292,11 +281,10 @@ def from_pretrained(
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} here; expected a folder written by save_pretrained()")
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
-    metadata = data.pop("metadata", {}) if isinstance(data, dict) else {}
+    data = read_config(config_path)
+    metadata = data.pop("metadata", {})
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{config_path}: metadata must be a JSON object; got {describe(metadata, 40)}")
     model = model_from_config(data, source=str(config_path), max_parameters=max_parameters)
     load_into(model, load_file(directory / WEIGHTS_NAME, map_location=map_location))
     model.metadata = metadata

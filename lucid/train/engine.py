@@ -199,6 +199,7 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
 def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
     """Training/validation datasets, class names, preprocessing and the model's config overrides."""
     from ..data.folder import default_preprocessing, digits_splits, folder_splits
+    from ..data.splits import split_record
 
     overrides = dict(cfg.overrides)
     if cfg.drop_path:
@@ -223,7 +224,7 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
             raise ConfigTypeError(f"in_channels must be an int, got {channels!r}", "in_channels")
         prep = default_preprocessing(cfg.image_size or 224, channels)
         train, val, classes = folder_splits(cfg.data, cfg.val_split, cfg.seed, prep, **augment)
-        described = {"name": "folder", "path": str(Path(cfg.data).resolve())}
+        described = {"name": "folder", "path": str(Path(cfg.data).resolve()), "split": split_record(cfg.data, cfg.val_split, cfg.seed, val.samples)}
     given = overrides.get("num_classes")
     if given is not None and (not isinstance(given, int) or isinstance(given, bool)):
         raise ConfigTypeError(f"num_classes must be an int, got {given!r}", "num_classes")
