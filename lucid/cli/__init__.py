@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import bench, evaluate, export, models, plot, predict, summary, train, weights
-from .common import CLIError, Terminated, load_model, parse_set, parse_shape
+from .common import CLIError, Terminated, load_model, out_of_memory, parse_set, parse_shape
 
 __all__ = ["CLIError", "build_parser", "load_model", "main", "parse_set", "parse_shape"]
 
@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lucid {args.command}: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     except Exception as e:
+        if not os.environ.get("LUCID_DEBUG") and out_of_memory(e):
+            print(f"lucid {args.command}: error: out of memory: {out_of_memory(e)}", file=sys.stderr)
+            return 2
         if os.environ.get("LUCID_DEBUG") or not (isinstance(e, _handled()) or _refused_by_lucid(e)):
             raise
         print(f"lucid {args.command}: error: {_message(parser, args.command, e)}", file=sys.stderr)

@@ -5,9 +5,12 @@ import argparse
 import ast
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ..core.constants import MAX_IMAGE_SIZE
 
 __all__ = [
     "CLIError",
@@ -16,6 +19,7 @@ __all__ = [
     "add_set",
     "load_model",
     "load_trained_args",
+    "out_of_memory",
     "parse_set",
     "parse_shape",
     "parse_value",
@@ -76,7 +80,24 @@ def parse_shape(text: str) -> tuple[int, ...]:
         raise CLIError(f"--input-shape expects comma-separated positive ints such as 1,3,224,224, got {text!r}") from None
     if not shape or any(d <= 0 for d in shape):
         raise CLIError(f"--input-shape expects comma-separated positive ints such as 1,3,224,224, got {text!r}")
+    if any(d > MAX_IMAGE_SIZE for d in shape[-2:]):
+        raise CLIError(f"--input-shape: height and width must be at most {MAX_IMAGE_SIZE} pixels, got {text!r}")
     return shape
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """The one-line reason of an allocation that failed (torch's CPU allocator or CUDA out of memory), else None.
+
+    Sizes lucid can foresee are refused before they are allocated; this catches what the
+    estimates cannot (memory taken by other programs, a fragmented heap).
+    """
+    if isinstance(error, MemoryError) and not str(error):
+        return "the machine has not enough memory for this request"
+    text = str(error)
+    if not isinstance(error, RuntimeError) or not ("can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    tried = re.search(r"tried to allocate ([\d.]+ ?[KMGT]?i?B|\d+ bytes)", text)
+    return f"tried to allocate {tried.group(1)}" if tried else " ".join(text.split())[:160]
 
 
 def positive(args: argparse.Namespace, *names: str) -> None:
@@ -90,6 +111,7 @@ def positive(args: argparse.Namespace, *names: str) -> None:
 def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> Any:
     """A model from a preset name (with config overrides) or a ``save_pretrained`` folder."""
     from .. import models
+    from ..models.limits import check_model_size
 
     if Path(name_or_path).exists():
         if overrides:
@@ -97,6 +119,8 @@ def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> An
         return models.from_pretrained(name_or_path)
     if "/" in name_or_path or os.sep in name_or_path:  # preset names never contain one
         raise FileNotFoundError(2, "no such folder; expected a save_pretrained folder or a preset name", name_or_path)
+    if overrides:
+        check_model_size(lambda: models.create_model(name_or_path, **overrides), f"{name_or_path} with --set")
     return models.create_model(name_or_path, **(overrides or {}))
 
 

@@ -39,7 +39,7 @@ def parameter_limit(max_parameters: Any = None) -> int:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 1 and value == int(value) and value < 2**63):
-        raise OptionError(f"{ENV_LIMIT}={text[:40]!r}: expected a positive whole number of parameters below 2**63, such as 5e9", ENV_LIMIT)
+        raise OptionError(f"{ENV_LIMIT}={text[:40]!r}: expected a positive whole number of parameters below 2**63, such as 5e9")
     return int(value)
 
 
@@ -61,7 +61,7 @@ def check_model_size(build: Callable[[], nn.Module], source: str, max_parameters
     if count > limit:
         raise error(
             f"{source}: the config describes a model of {count:,} parameters, over the limit of {limit:,}; "
-            f"pass max_parameters=N (or set {ENV_LIMIT}=N) if you trust this file"
+            f"pass max_parameters=N (or set {ENV_LIMIT}=N) if you trust this config"
         )
     return count
 

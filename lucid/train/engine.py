@@ -237,7 +237,9 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
 def build_model(cfg: TrainConfig, overrides: dict[str, Any], load_weights: bool) -> nn.Module:
     """The preset with its overrides (and, for a new run, the requested pretrained weights)."""
     from ..models import create_model
+    from ..models.limits import check_model_size
 
+    check_model_size(lambda: create_model(cfg.model, **overrides), f"{cfg.model} with its config overrides")
     kwargs = dict(overrides)
     if load_weights and cfg.pretrained:
         kwargs["pretrained" if cfg.pretrained is True else "weights"] = cfg.pretrained
