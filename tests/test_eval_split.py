@@ -97,3 +97,28 @@ def test_digits_splits_are_chosen_by_split(tmp_path: Path, capsys: pytest.Captur
     assert {k: v["count"] for k, v in counts.items()} == {"val": 359, "train": 1438, "all": 1797}  # round(1797 * 0.2) = 359
     assert "validation split of the bundled digits" in counts["val"]["images"]
     assert _eval(capsys, str(tmp_path / "run"))["count"] == 359
+
+
+def test_int8_calibration_takes_the_training_split_whatever_its_size(split_run: tuple[Path, Path]) -> None:
+    from lucid.inference.predict import calibration_batches, load_trained
+
+    _, out = split_run
+    batches = calibration_batches(load_trained(out))
+    # 18 training images in batches of 3: six batches, fewer than the default eight, all used.
+    assert [len(b) for b in batches] == [3] * 6
+
+
+@pytest.mark.slow
+def test_int8_eval_on_a_small_run_says_how_many_images_calibrated(split_run: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    import inspect
+
+    import lucid
+
+    if "calibration" not in inspect.signature(lucid.optimize_for_inference).parameters:
+        pytest.skip("no int8 support in this PyTorch")
+    _, out = split_run
+    code = main(["eval", str(out), "--dtype", "int8"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "int8: calibrated on 18 training image(s)" in captured.err
+    assert "6 images" in captured.out

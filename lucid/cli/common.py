@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,4 +149,6 @@ def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         if amp is not None:
             raise CLIError("--dtype and --amp both set the number format; give one of them")
         trained = optimized(trained, args.dtype, device)
+        if trained.calibration_images is not None:
+            print(f"int8: calibrated on {trained.calibration_images} training image(s) of the model", file=sys.stderr)
     return trained, device, amp

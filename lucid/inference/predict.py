@@ -34,6 +34,7 @@ class Trained:
     class_names: list[str]
     preprocessing: Preprocessing
     dataset: dict[str, Any]
+    calibration_images: int | None = None  # how many images calibrated an int8 model
 
 
 def load_trained(path: str | os.PathLike[str], model_name: str | None = None, overrides: dict[str, Any] | None = None,
@@ -149,42 +150,53 @@ def _digits_split(trained: Trained) -> tuple[float, int]:
 
 
 def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32) -> list[torch.Tensor]:
-    """``batches`` batches of (at most ``batch_size``) training images of the model, preprocessed as for
-    evaluation, to calibrate int8."""
-    from ..data.folder import (
-        ImageFileDataset,
-        digits_splits,
-        eval_transform,
-        scan_class_folders,
-    )
+    """Up to ``batches`` batches of (at most ``batch_size``) training images of the model, preprocessed as
+    for evaluation, to calibrate int8.
 
+    The images are spread over the whole training split (every class, not the first ones in
+    file order). A training set smaller than ``batches * batch_size`` gives what there is, in up
+    to ``batches`` batches; none at all is a DataError.
+    """
+    from ..data.folder import ImageFileDataset, digits_splits, eval_transform
+
+    limit = batches * batch_size
     if trained.dataset.get("name") == "digits":
         train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
-        images = [train[i][0] for i in range(min(len(train), batches * batch_size))]
+        images = [train[i][0] for i in range(0, len(train), max(1, len(train) // limit))][:limit]
     else:
         root = Path(str(trained.dataset.get("path", "")))
         if not root.is_dir():
             raise DataError(f"--dtype int8 calibrates on the training images, but the model's image folder {str(root)!r} is not there")
-        _, samples = scan_class_folders(root / "train" if (root / "train").is_dir() else root)
-        transform = eval_transform(trained.preprocessing)
-        dataset = ImageFileDataset(samples[: batches * batch_size], trained.preprocessing.channels, transform)
+        split = "train" if "split" in trained.dataset or (root / "train").is_dir() else "all"
+        samples, _, _ = folder_selection(trained.dataset, None, split, trained.preprocessing)
+        samples = samples[:: max(1, len(samples) // limit)][:limit]
+        dataset = ImageFileDataset(samples, trained.preprocessing.channels, eval_transform(trained.preprocessing))
         images = [item[0] for item in dataset if not isinstance(item, str)]
-    size = max(1, -(-len(images) // batches))  # a small training set still gives `batches` batches
+    if not images:
+        raise DataError("--dtype int8 calibrates on the training images, but none of them could be read")
+    size = max(1, -(-len(images) // batches))
     return [torch.stack(images[i:i + size]) for i in range(0, len(images), size)]
 
 
 def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
-    """``trained`` with its model run through :func:`lucid.optimize_for_inference` at ``dtype`` (float32, bfloat16, int8)."""
+    """``trained`` with its model run through :func:`lucid.optimize_for_inference` at ``dtype`` (float32, bfloat16, int8).
+
+    int8 calibrates on the model's training images, as many as there are up to 256; the result's
+    ``calibration_images`` says how many were used.
+    """
     from .. import optimize_for_inference
 
     if dtype not in INFERENCE_DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(INFERENCE_DTYPES)}, got {dtype!r}", "dtype")
     model = trained.model.to(device)
+    used = None
     if dtype == "int8":
-        fast = optimize_for_inference(model, dtype=torch.int8, calibration=calibration_batches(trained))
+        batches = calibration_batches(trained)
+        used = sum(len(b) for b in batches)
+        fast = optimize_for_inference(model, dtype=torch.int8, calibration=batches, calibration_batches=len(batches))
     else:
         fast = optimize_for_inference(model, dtype=getattr(torch, dtype))
-    return Trained(fast, trained.class_names, trained.preprocessing, trained.dataset)
+    return Trained(fast, trained.class_names, trained.preprocessing, trained.dataset, calibration_images=used)
 
 
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
