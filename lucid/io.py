@@ -156,8 +156,14 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
         for k in set(own) & set(state_dict)
         if tuple(own[k].shape) != tuple(state_dict[k].shape)
     )
-    if missing or unexpected or shapes:
+    kinds = sorted(
+        f"{k}: {state_dict[k].dtype}" for k in set(own) & set(state_dict)
+        if own[k].is_floating_point() and not state_dict[k].is_floating_point()
+    )
+    if missing or unexpected or shapes or kinds:
         parts = [f"the weights do not fit this {type(model).__name__}:"]
+        if kinds:
+            parts.append(_listing("not real floating-point values (expected float32, float16, bfloat16 or float64)", kinds))
         if missing:
             parts.append(_listing("missing from the checkpoint", missing))
         if unexpected:
