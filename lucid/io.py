@@ -15,7 +15,7 @@ from torch import nn
 from .core.errors import CheckpointError
 from .core.fileio import atomic_write
 
-__all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
+__all__ = ["CheckpointError", "load_file", "load_into", "save_file", "torch_load_error"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
 _WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.", "backbone.")  # Lightning, DDP, torch.compile, detection
@@ -52,7 +52,7 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
-def _torch_load_error(path: Path, e: Exception) -> CheckpointError:
+def torch_load_error(path: Path, e: Exception) -> CheckpointError:
     """Turn torch.load's multi-paragraph errors into one sentence that names the file and the problem."""
     import pickle
 
@@ -95,7 +95,7 @@ def load_file(
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise _torch_load_error(path, e) from None
+        raise torch_load_error(path, e) from None
     state_dict = _unwrap(obj, path)
     return strip_prefix(state_dict) if strip_prefixes else state_dict
 
