@@ -27,6 +27,7 @@ __all__ = [
     "describe",
     "is_int",
     "parse_json",
+    "printable",
 ]
 
 # Untrusted JSON (a config.json, a metrics line) is refused past these bounds before it is parsed:
@@ -43,6 +44,11 @@ def describe(value: Any, limit: int = 80) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return f"{text} ({type(value).__name__})"
+
+
+def printable(text: str) -> str:
+    """``text`` as it is when every character prints, else its ``repr`` (a newline in a file name must not split a message)."""
+    return text if text.isprintable() else repr(text)
 
 
 def is_int(value: Any) -> bool:

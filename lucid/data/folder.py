@@ -217,6 +217,11 @@ def _walk_files(folder: Path) -> list[str]:
     return found
 
 
+def image_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Image files anywhere under ``folder``, sorted, each once (links followed, loops entered once)."""
+    return _walk_files(Path(folder))
+
+
 def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     """Class names (sorted sub-folder names) and ``(path, class index)`` for every image file under ``root``.
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_image_size
+from ..core.checks import check_image_size, printable
 from ..core.constants import MAX_INT
 from ..core.errors import ConfigError
 from ..data.folder import DataError, Preprocessing, default_preprocessing
@@ -206,7 +206,7 @@ def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: to
 
     def warn_all(paths: list[str]) -> None:
         for p in paths:
-            warn(f"skipping unreadable image {p}")
+            warn(f"skipping unreadable image {printable(p)}")
 
     model = trained.model.to(device)
     if channels_last:
@@ -214,18 +214,33 @@ def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: to
     return evaluate(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last, on_skip=warn_all, confusion=confusion)
 
 
+def _expand_folders(paths: Sequence[str], image_files: Any) -> list[str]:
+    """``paths`` with each folder replaced by the image files under it (a folder without any stays, to be reported)."""
+    expanded: list[str] = []
+    for path in paths:
+        found = image_files(path) if Path(path).is_dir() else []
+        expanded += found or [path]
+    return expanded
+
+
 @torch.no_grad()
 def predict_images(trained: Trained, paths: Sequence[str], *, top_k: int, device: torch.device,
                    amp_dtype: torch.dtype | None) -> list[dict[str, Any]]:
-    """Top-``top_k`` classes and probabilities per image; an unreadable image gets an ``"error"`` entry instead."""
-    from ..data.folder import decode_image_file, eval_transform
+    """Top-``top_k`` classes and probabilities per image; an unreadable image gets an ``"error"`` entry instead.
+
+    A folder among ``paths`` stands for every image file under it (recursively, as for training).
+    """
+    from ..data.folder import IMAGE_EXTENSIONS, decode_image_file, eval_transform, image_files
 
     if top_k < 1:
         raise ConfigError(f"top_k must be a positive int, got {top_k}", "top_k")
     transform = eval_transform(trained.preprocessing)
     model = trained.model.to(device).eval()
     results: list[dict[str, Any]] = []
-    for path in paths:
+    for path in _expand_folders(paths, image_files):
+        if Path(path).is_dir():
+            results.append({"image": path, "error": f"a folder without image files ({', '.join(IMAGE_EXTENSIONS)})"})
+            continue
         if not Path(path).is_file():
             results.append({"image": path, "error": "no such file"})
             continue
