@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
-from .common import add_inference_args, load_trained_args, positive
+from .common import CLIError, add_inference_args, load_trained_args, positive
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +28,11 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed options ask for; returns the exit status."""
-    from ..inference.predict import evaluate_digits, evaluate_folder
+    from ..inference.predict import NON_FINITE, evaluate_digits, evaluate_folder
 
     positive(args, "batch_size")
     if args.workers < 0:
-        positive(args, "workers")
+        raise CLIError(f"--workers must be 0 (load in this process) or more, got {args.workers}")
     if args.confusion:
         from ..train.plots import pyplot
 
@@ -52,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         skipped = f", {result['skipped']} unreadable skipped" if result["skipped"] else ""
         print(f"scored {result['images']}")
-        print(f"{result['count']} images{skipped}: acc1 {result['acc1']:.4f} acc5 {result['acc5']:.4f} loss {result['loss']:.4f}")
+        acc5 = f" acc5 {result['acc5']:.4f}" if len(trained.class_names) > 5 else ""  # always 1.0 with 5 classes or fewer
+        print(f"{result['count']} images{skipped}: acc1 {result['acc1']:.4f}{acc5} loss {result['loss']:.4f}")
         if args.confusion:
             print(f"wrote {args.confusion}")
+    if not math.isfinite(result["loss"]):
+        print(f"lucid eval: {NON_FINITE}", file=sys.stderr)
+        return 1
     return 0

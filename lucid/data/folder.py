@@ -85,8 +85,10 @@ class Preprocessing:
             if not isinstance(value, (list, tuple)) or len(value) != channels or not all(_is_finite(v) for v in value):
                 raise bad(key, f"{channels} finite number(s)")
             stats[key] = tuple(float(v) for v in value)
-        if not all(v > 0 for v in stats["std"]):
-            raise bad("std", "positive numbers")
+        if not all(abs(v) <= 1e3 for v in stats["mean"]):
+            raise bad("mean", "numbers between -1000 and 1000 (pixels are in [0, 1])")
+        if not all(1e-4 <= v <= 1e3 for v in stats["std"]):
+            raise bad("std", "numbers between 0.0001 and 1000")
         crop = data.get("crop", 0.875)
         if not _is_finite(crop) or not 0 < crop <= 1 or size / crop > MAX_RESIZE:
             raise bad("crop", f"a number in (0, 1] with image_size / crop at most {MAX_RESIZE} (the resize before the crop)")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_image_size, printable
+from ..core.checks import check_image_size, describe, printable
 from ..core.constants import MAX_INT
 from ..core.errors import ConfigError
 from ..data.folder import DataError, Preprocessing, default_preprocessing
@@ -24,6 +24,7 @@ from .selection import digits_selection, folder_selection
 __all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
 
 INFERENCE_DTYPES = ("float32", "bfloat16", "int8")
+NON_FINITE = "the model's outputs are not finite (NaN or infinite weights, or an extreme mean/std); its predictions mean nothing"
 
 
 @dataclass
@@ -79,7 +80,10 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     num_classes = int(model.config.num_classes)
     if not isinstance(metadata.get("class_names", []), list) or not isinstance(metadata.get("dataset", {}), dict):
         raise CheckpointError(f"{path}: damaged metadata (class_names must be a list, dataset a dict)")
-    class_names = [str(c) for c in metadata.get("class_names") or range(num_classes)]
+    saved = metadata.get("class_names") or [str(i) for i in range(num_classes)]
+    if not all(isinstance(c, str) for c in saved):
+        raise CheckpointError(f"{path}: damaged metadata: class_names must be strings, got {describe(saved, 60)}")
+    class_names = list(saved)
     if len(class_names) != num_classes:
         raise CheckpointError(f"{path}: {len(class_names)} class names saved for a model with {num_classes} classes")
     if "preprocessing" in metadata:
@@ -251,6 +255,9 @@ def predict_images(trained: Trained, paths: Sequence[str], *, top_k: int, device
             continue
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(image.unsqueeze(0).to(device)).float()
+        if not torch.isfinite(logits).all():
+            results.append({"image": path, "error": NON_FINITE})
+            continue
         probs = logits.softmax(dim=1)[0]
         values, indices = probs.topk(min(top_k, probs.numel()))
         results.append({

@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from ..core.checks import describe, parse_json
-from ..core.errors import CheckpointError, LucidError
+from ..core.errors import CheckpointError, LucidError, OptionError
 from ..core.fileio import atomic_folder
 from ..io import load_file, load_into, save_file
-from .limits import MAX_PARAMETERS, check_model_size
+from .limits import MAX_PARAMETERS, check_model_size, parameter_limit
 
 __all__ = [
     "CONFIG_NAME",
@@ -76,7 +76,7 @@ class PretrainedMixin:
         meta.update(metadata or {})
         if meta:
             data["metadata"] = meta
-        state_dict, config_text = self.state_dict(), json.dumps(data, indent=2) + "\n"
+        state_dict, config_text = self.state_dict(), _config_text(data)
         card = None if (directory / MODEL_CARD_NAME).exists() else model_card(self, meta)
 
         def write(folder: Path) -> None:
@@ -108,6 +108,15 @@ class PretrainedMixin:
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp)
             return api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision, commit_message=commit_message)
+
+
+def _config_text(data: dict[str, Any]) -> str:
+    """``config.json`` text; NaN and infinities (which JSON cannot hold) in the metadata are refused by name."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+    except ValueError:
+        raise OptionError("metadata holds NaN or an infinity, which config.json (JSON) cannot store; give finite numbers or None",
+                          "metadata") from None
 
 
 def _count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -276,6 +285,9 @@ def from_pretrained(
     ``revision``, ``cache_dir``, ``local_files_only`` and ``endpoint`` are passed on). The
     config is checked before anything is allocated (see :func:`model_from_config`).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise OptionError(f"path must be a model folder or a Hub repository id (a str or path); got {describe(path)}", "path")
+    parameter_limit(max_parameters)  # a bad limit is refused before anything is read
     hub_args = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "endpoint": endpoint}
     directory = _local_folder(path, hub_args)
     config_path = directory / CONFIG_NAME

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
 
+from ..core.checks import describe
 from ..core.errors import ConfigError, ConfigTypeError
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def get_preset(name: str) -> Callable[..., nn.Module]:
     """The model function registered under ``name``; unknown names get close suggestions."""
+    if not isinstance(name, str):
+        raise ConfigTypeError(f"model must be a preset name such as 'resnet_18'; got {describe(name)}", "model")
     try:
         return _PRESETS[name]
     except KeyError:

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core.checks import describe
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported for older imports)
-from ..core.errors import CheckpointError
+from ..core.errors import CheckpointError, OptionError
 from ..io import load_file, load_into, strip_prefix
 from ..models.presets import PRESETS, PretrainedWeights
 from ..models.registry import get_preset, set_weights_loader
@@ -232,6 +233,10 @@ def load_checkpoint(
     and other input channels are adapted, each with a warning. Any other mismatch raises
     :class:`CheckpointError` listing it.
     """
+    if not isinstance(model, nn.Module):
+        raise OptionError(f"model must be a lucid model (a torch.nn.Module); got {describe(model)}", "model")
+    if not isinstance(checkpoint, (str, os.PathLike, Mapping)):
+        raise OptionError(f"checkpoint must be a weight file path or a state dict; got {describe(checkpoint)}", "checkpoint")
     origin = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "state_dict"
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = load_file(checkpoint, strip_prefixes=False)
