@@ -145,6 +145,11 @@ def _listing(title: str, items: list[str], limit: int = 10) -> str:
 
 def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load ``state_dict`` strictly, raising a readable :class:`CheckpointError` on any mismatch."""
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f"the weights must be a mapping of parameter names to tensors; got {type(state_dict).__name__}")
+    others = sorted(f"{k}: {type(v).__name__}" for k, v in state_dict.items() if not isinstance(v, torch.Tensor))
+    if others:
+        raise CheckpointError(" ".join(["the weights hold values that are not tensors:", *others[:5], "..." if len(others) > 5 else ""]).strip())
     own = model.state_dict()
     # Old checkpoints predate BatchNorm's ``num_batches_tracked``; torch fills it in when it is absent.
     # Frozen norms (torchvision's FrozenBatchNorm2d) keep no step count: theirs is dropped.

@@ -42,3 +42,14 @@ def test_predict_with_int64_weights_is_one_line(tmp_path: Path, capsys: pytest.C
     assert main(["eval", str(tmp_path / "run"), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "fc.weight: torch.int64" in err, err
+
+
+def test_values_that_are_not_tensors_are_refused() -> None:
+    model = ResNet(ResNetConfig(**SMALL))
+    state = model.state_dict()
+    state["fc.weight"] = [1, 2]
+    state["fc.bias"] = "abc"
+    with pytest.raises(CheckpointError, match=r"not tensors: fc.bias: str fc.weight: list"):
+        load_into(model, state)
+    with pytest.raises(CheckpointError, match="mapping of parameter names to tensors; got list"):
+        load_into(model, [1, 2])
