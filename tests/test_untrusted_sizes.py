@@ -174,3 +174,9 @@ def test_resume_overrides_have_the_same_limit_and_message_as_from_pretrained(tmp
     err = _one_line(capsys, ["train", "--resume", str(out)], "the config describes a model of", "over the limit of 2,000,000,000",
                     "LUCID_MAX_PARAMETERS")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("block_args", [5, [1, 2], "x"])
+def test_a_block_args_of_the_wrong_type_is_refused_by_name(block_args, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _edit_config(_run(tmp_path / "run"), lambda t: json.dumps({**json.loads(t), "block_args": block_args, "cardinality": 2}))
+    _one_line(capsys, ["predict", str(run), str(image)], "block_args")
