@@ -146,3 +146,36 @@ def test_a_long_confusion_title_stays_inside_the_figure(tmp_path: Path, monkeypa
     renderer = fig.canvas.get_renderer()
     box = fig.axes[0].title.get_window_extent(renderer)
     assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, (box, fig.bbox)
+
+
+def test_a_second_run_refuses_before_building_data_or_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    from lucid.train import engine
+    from lucid.train.rundir import RunFolder
+
+    def never(*args, **kwargs):
+        raise AssertionError("the data was built before the lock was checked")
+
+    monkeypatch.setattr(engine, "build_data", never)
+    holder = RunFolder.open(tmp_path / "busy", resume=False, overwrite=False)
+    try:
+        _one_line(capsys, ["train", "--out", str(tmp_path / "busy"), "--epochs", "1"], "in use by another lucid train run")
+    finally:
+        holder.close()
+
+
+@pytest.mark.slow
+def test_training_output_lines_fit_and_skip_acc5_for_three_classes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_train import COLOURS, write_png_folder
+
+    write_png_folder(tmp_path / "d" / "train", {c: 2 for c in COLOURS}, seed=1)
+    write_png_folder(tmp_path / "d" / "val", {c: 1 for c in COLOURS}, seed=2)
+    assert main(["train", "--data", str(tmp_path / "d"), "--model", "resnet_18", "--set", "channels=[4,8,8,8]", "--image-size", "16",
+                 "--epochs", "1", "--batch-size", "4", "--workers", "0", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    lines = [line.replace(str(tmp_path), "") for line in out.splitlines()]
+    assert max(len(line) for line in lines) <= 160, max(lines, key=len)
+    assert "val_acc1" in out and "val_acc5" not in out

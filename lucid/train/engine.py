@@ -28,7 +28,7 @@ from . import distributed, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
 from .epoch import EpochResult, Job, train_one_epoch, warn
 from .evaluation import all_finite, evaluate
-from .rundir import METRICS_NAME, RunFolder, fresh_out_dir
+from .rundir import METRICS_NAME, RunFolder, fresh_out_dir, refuse_if_in_use
 from .runtime import Runtime, resolve_amp, resolve_device, resolve_runtime
 from .state import (
     STATE_NAME,
@@ -100,6 +100,8 @@ def fit(cfg: TrainConfig, resume: str | os.PathLike[str] | None = None) -> dict[
 
 def _fit(cfg: TrainConfig, info: distributed.DistInfo, state: dict[str, Any] | None) -> dict[str, Any]:
     wall_start = time.perf_counter()
+    if info.is_main and cfg.out is not None:
+        refuse_if_in_use(cfg.out)  # before seconds of building data and model
     torch.manual_seed(cfg.seed)  # the model is initialised from the seed; each rank then offsets its RNG
     random.seed(cfg.seed)
     data = build_data(cfg, resumed=state is not None)
@@ -187,8 +189,9 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
                 if key != "epoch" and isinstance(value, (int, float)):
                     writer.add_scalar(key, value, epoch)
         ema = f" ema_val_acc1 {record['ema_val_acc1']:.4f}" if job.ema is not None else ""
+        acc5 = f" val_acc5 {record['val_acc5']:.4f}" if len(data.classes) > 5 else ""  # always 1.0 with 5 classes or fewer
         print(f"epoch {epoch}/{cfg.epochs}: train_loss {record['train_loss']:.4f} val_loss {record['val_loss']:.4f} "
-              f"val_acc1 {record['val_acc1']:.4f} val_acc5 {record['val_acc5']:.4f}{ema} lr {record['lr']:.4g} "
+              f"val_acc1 {record['val_acc1']:.4f}{acc5}{ema} lr {record['lr']:.4g} "
               f"{record['images_per_second']:.0f} img/s {record['epoch_seconds']:.1f}s{' *' if is_best else ''}", flush=True)
     _save_state(job, cfg, data, progress, run)
 
@@ -368,11 +371,11 @@ def _announce(cfg: TrainConfig, job: Job, data: Data, progress: Progress) -> Non
     n_params = sum(p.numel() for p in job.model.parameters())
     where = "digits" if cfg.data is None else cfg.data
     print(f"lucid train: {cfg.model} ({n_params / 1e6:.2f}M params, {len(data.classes)} classes) on {where}: "
-          f"{len(data.train)} train / {len(data.val)} val images; {job.runtime.describe()} x{job.info.world_size}; "
-          f"{cfg.epochs} epochs of {job.steps_per_epoch} steps, batch {cfg.batch_size}{' per process' if job.info.enabled else ''}; "
-          f"writing {cfg.out}", flush=True)
-    print(f"train augmentation: {'; '.join(data.transforms['train']) or 'none'}", flush=True)
-    print(f"eval preprocessing: {'; '.join(data.transforms['eval']) or 'none'}", flush=True)
+          f"{len(data.train)} train / {len(data.val)} val images; writing {cfg.out}", flush=True)
+    print(f"  {job.runtime.describe()} x{job.info.world_size}; {cfg.epochs} epochs of {job.steps_per_epoch} steps, "
+          f"batch {cfg.batch_size}{' per process' if job.info.enabled else ''}", flush=True)
+    for what, key in (("train augmentation", "train"), ("eval preprocessing", "eval")):  # one step per line: no line wraps
+        print("\n    ".join([f"  {what}:", *data.transforms[key]] if data.transforms[key] else [f"  {what}: none"]), flush=True)
     if progress.epoch >= cfg.epochs:
         print(f"lucid train: {cfg.out} already finished its {cfg.epochs} epochs", flush=True)
 

@@ -22,7 +22,7 @@ from ..core.errors import ConfigError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
 
-__all__ = ["LOCK_NAME", "METRICS_NAME", "RunFolder", "fresh_out_dir", "read_metrics", "strict_json"]
+__all__ = ["LOCK_NAME", "METRICS_NAME", "RunFolder", "fresh_out_dir", "read_metrics", "refuse_if_in_use", "strict_json"]
 
 METRICS_NAME = "metrics.jsonl"
 LOCK_NAME = ".lock"
@@ -148,17 +148,28 @@ class RunFolder:
             old.unlink()
 
 
-def _lock(path: Path) -> int:
-    """An exclusive, non-blocking lock on ``path/.lock``; a ConfigError when another process holds it."""
+def refuse_if_in_use(path: str | os.PathLike[str]) -> None:
+    """Refuse at once (the ConfigError of :meth:`RunFolder.open`) when another run holds ``path``'s lock; touches nothing."""
+    lock = Path(path) / LOCK_NAME
+    if lock.is_file():
+        os.close(_lock(Path(path), claim=False))
+
+
+def _lock(path: Path, claim: bool = True) -> int:
+    """An exclusive, non-blocking lock on ``path/.lock``; a ConfigError when another process holds it.
+
+    ``claim=False`` only tests the lock of an existing file (the caller closes the descriptor at once).
+    """
     import fcntl
 
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | (os.O_CREAT if claim else 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
         os.close(fd)
         raise ConfigError(f"out: {path} is in use by another lucid train run (pid {holder}); wait for it or choose another --out", "out") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    if claim:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
     return fd
