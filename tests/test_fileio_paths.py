@@ -213,3 +213,16 @@ def test_a_run_folder_that_is_a_mount_point_trains_past_the_first_epoch(images: 
         assert from_pretrained(point).config.num_classes == 3
     finally:
         subprocess.run(["umount", str(point)], capture_output=True, check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("out", [".", ""])
+def test_a_run_into_the_working_folder_trains_past_the_first_epoch(out: str, images: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["train", "--data", str(images), *TRAIN, "--epochs", "2", "--out", out]) == 0
+    assert Path.cwd().samefile(here) and _epochs(here) == 2 and (here / "config.json").is_file()
+    assert not [p.name for p in here.iterdir() if ".tmp-" in p.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
