@@ -180,3 +180,9 @@ def test_resume_overrides_have_the_same_limit_and_message_as_from_pretrained(tmp
 def test_a_block_args_of_the_wrong_type_is_refused_by_name(block_args, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture) -> None:
     run = _edit_config(_run(tmp_path / "run"), lambda t: json.dumps({**json.loads(t), "block_args": block_args, "cardinality": 2}))
     _one_line(capsys, ["predict", str(run), str(image)], "block_args")
+
+
+def test_eval_at_a_size_larger_than_memory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _run(tmp_path / "run")
+    _one_line(capsys, ["eval", str(run), "--data", str(tmp_path), "--image-size", "4096", "--batch-size", "100000"],
+              "--batch-size and --image-size", "GiB")

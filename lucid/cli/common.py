@@ -140,11 +140,15 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
 def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The trained model, device and autocast dtype the inference options ask for."""
     from ..inference.predict import load_trained, optimized
+    from ..models.limits import check_input_memory
     from ..train.runtime import resolve_amp, resolve_device
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
     trained = load_trained(args.checkpoint, args.model, parse_set(args.set), args.image_size)
+    size = trained.preprocessing.image_size
+    shape = (getattr(args, "batch_size", 1), trained.preprocessing.channels, size, size)
+    check_input_memory(trained.model, shape, "--batch-size and --image-size", device)
     if args.dtype is not None:
         if amp is not None:
             raise CLIError("--dtype and --amp both set the number format; give one of them")
