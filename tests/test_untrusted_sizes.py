@@ -186,3 +186,21 @@ def test_eval_at_a_size_larger_than_memory_is_one_line(tmp_path: Path, capsys: p
     run = _run(tmp_path / "run")
     _one_line(capsys, ["eval", str(run), "--data", str(tmp_path), "--image-size", "4096", "--batch-size", "100000"],
               "--batch-size and --image-size", "GiB")
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('{"epoch": ' + "[" * 5000 + "]" * 5000 + "}", "nested"),
+    ('{"epoch": ' + "9" * 5000 + "}", "5000 digits"),
+    ('{"epoch": 1, "skipped_images": "x"}', "skipped_images must be an int"),
+    ('{"epoch": 1, "nonfinite_steps": [1]}', "nonfinite_steps must be an int"),
+])
+def test_damaged_metrics_lines_are_refused_by_line(line: str, expected: str, tmp_path: Path) -> None:
+    from lucid.train.rundir import METRICS_NAME, RunFolder
+
+    folder = RunFolder.open(tmp_path / "run", resume=True, overwrite=False)
+    try:
+        (tmp_path / "run" / METRICS_NAME).write_text(line + "\n")
+        with pytest.raises(CheckpointError, match=expected):
+            folder.metrics_upto(1)
+    finally:
+        folder.close()

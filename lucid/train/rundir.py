@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from ..core.checks import describe, parse_json
 from ..core.errors import CheckpointError, ConfigError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
@@ -55,9 +56,9 @@ def read_metrics(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}, line {number}: not JSON ({e})", "run") from None
+                records.append(parse_json(line, f"{path}, line {number}"))  # bounded: depth, digits, no NaN
+            except CheckpointError as e:
+                raise ConfigError(str(e), "run") from None
     return records
 
 
@@ -145,6 +146,10 @@ class RunFolder:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 shown = repr(value) if isinstance(record, dict) else type(record).__name__
                 raise CheckpointError(f"{path}, record {number}: expected an object with an int epoch >= 1, got {shown[:80]}")
+            for key in ("skipped_images", "nonfinite_steps"):  # summed when the run ends
+                count = record.get(key, 0)
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    raise CheckpointError(f"{path}, record {number}: {key} must be an int >= 0, got {describe(count, 40)}")
         return [r for r in records if r["epoch"] <= epoch]
 
     def save_model(self, model: nn.Module, metadata: dict[str, Any], sub: str | None = None) -> None:
