@@ -72,7 +72,7 @@ def test_a_run_prints_and_saves_its_augmentation_and_eval_preprocessing(run: tup
     out, printed = run
     prep = default_preprocessing(32, 3)
     expected = {"train": describe_transform(train_transform(prep)), "eval": describe_transform(eval_transform(prep))}
-    assert expected["train"][0].startswith("RandomResizedCrop(size=(32, 32)")
+    assert expected["train"][0].startswith("DecodeRandomResizedCrop(size=(32, 32)")
     text = "\n".join(line.strip() for line in printed.splitlines())  # one step per line, indented
     assert "\n".join(["train augmentation:", *expected["train"]]) in text
     assert "\n".join(["eval preprocessing:", *expected["eval"]]) in text

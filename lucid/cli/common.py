@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.constants import MAX_IMAGE_SIZE
+from ..core.constants import AMP_CHOICES, INFERENCE_DTYPES, MAX_IMAGE_SIZE
+from ..core.errors import OptionError
 
 __all__ = [
     "CLIError",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-class CLIError(Exception):
+class CLIError(OptionError):
     """A mistake in the command line, reported as one line."""
 
 
@@ -132,16 +133,16 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     add_set(p, "config fields of a bare weight file's preset")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="input resolution (default: the one saved with the model)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="off", help="autocast for inference (default off: exact fp32)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "int8"), default=None,
+    p.add_argument("--amp", choices=AMP_CHOICES, default="off", help="autocast for inference (default off: exact fp32)")
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default=None,
                    help="run lucid.optimize_for_inference at this number format (int8 calibrates on the model's training images); default: the plain model")
 
 
 def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The trained model, device and autocast dtype the inference options ask for."""
     from ..inference.predict import load_trained, optimized
+    from ..inference.runtime import resolve_amp, resolve_device
     from ..models.limits import check_input_memory
-    from ..train.runtime import resolve_amp, resolve_device
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)

@@ -15,7 +15,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="top-1/top-5 accuracy and loss of a trained model on an image folder")
     add_inference_args(p)
     p.add_argument("--data", metavar="DIR", default=None,
-                   help="class folders to score (default: the images the model was trained on); see --split")
+                   help="image folder, WebDataset shards or Hugging Face dataset to score (default: the images the model was trained on); see --split")
     p.add_argument("--split", choices=("val", "train", "all"), default=None,
                    help="which images: the run's validation split (default; DIR/val of another folder that has one), "
                         "its training split, or all of them")

@@ -1,66 +1,87 @@
-"""The record of a run's training/validation split, so that evaluation can rebuild exactly that split.
+"""Training, validation and evaluation datasets from any data source, the same way for every format.
 
-A run trained on one class tree split by ``--val-split`` stores the fraction, the seed and a
-SHA-256 of its validation file list (paths relative to the data folder) with the model. Evaluation
-rebuilds the split from the same folder and checks the digest, so it never scores a training image
-as a validation one, and says so when the folder has changed since.
+A :class:`Source` holds the records of one ``--data`` location as parts: ``train`` + ``val``
+when the location already separates them (``train/`` and ``val/`` folders, shard folders or
+dataset splits), else ``all``, which ``--val-split`` divides by a seeded permutation.
 """
 from __future__ import annotations
 
-import hashlib
-import math
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.constants import MAX_INT
-from ..core.errors import CheckpointError, DataError
-from .folder import Preprocessing, folder_splits
+from ..core.errors import DataError
+from .preprocessing import Preprocessing, eval_transform, train_transform
+from .records import ImageDataset, Records, class_remap, split_indices
 
-__all__ = ["files_digest", "rebuild_split", "split_record"]
-
-Samples = list[tuple[str, int]]
+__all__ = ["Source", "Splits", "eval_dataset", "make_splits", "missing_val_split"]
 
 
-def files_digest(root: str | os.PathLike[str], samples: Sequence[tuple[str, int]]) -> str:
-    """SHA-256 of the sorted paths of ``samples``, relative to ``root`` (so a moved folder still matches)."""
-    names = sorted(Path(os.path.relpath(path, root)).as_posix() for path, _ in samples)
-    return hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+@dataclass
+class Source:
+    """The records of one data location: ``kind`` (folder, shards, hf), where it is, its parts and skipped samples."""
+
+    kind: str
+    location: str
+    parts: dict[str, Records]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names of the training part (or of the only part)."""
+        return list(self.parts["train" if "train" in self.parts else "all"].classes)
+
+    def describe(self) -> dict[str, Any]:
+        """What a run records about its data: format, location, samples per part and skips."""
+        counts = {part: len(records) for part, records in self.parts.items()}
+        return {"name": self.kind, "path": self.location, "samples": counts, "skipped": dict(self.skipped)}
 
 
-def split_record(root: str | os.PathLike[str], val_split: float | None, seed: int, val_samples: Sequence[tuple[str, int]]) -> dict[str, Any]:
-    """What a run stores about its split: ``val_fraction`` (None for train/ + val/ folders), ``seed``,
-    the number of validation images and the digest of their file list."""
-    return {"val_fraction": val_split, "seed": seed, "val_count": len(val_samples), "val_sha256": files_digest(root, val_samples)}
+@dataclass
+class Splits:
+    """Training and validation datasets over the same classes, and how they were made."""
+
+    train: ImageDataset
+    val: ImageDataset
+    classes: list[str]
+    description: dict[str, Any]
 
 
-def _checked(record: Any, source: str) -> tuple[float | None, int, int, str]:
-    """The fields of a split record read from a file, each checked (they size and seed the split)."""
-    if not isinstance(record, dict):
-        raise CheckpointError(f"{source}: dataset split must be an object, got {type(record).__name__}")
-    fraction, seed, count, digest = (record.get(k) for k in ("val_fraction", "seed", "val_count", "val_sha256"))
-    if fraction is not None and not (isinstance(fraction, float) and math.isfinite(fraction) and 0 < fraction < 1):
-        raise CheckpointError(f"{source}: dataset split val_fraction must be a number in (0, 1) or null, got {fraction!r}")
-    for key, value in (("seed", seed), ("val_count", count)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
-            raise CheckpointError(f"{source}: dataset split {key} must be an int between 0 and {MAX_INT}, got {str(value)[:40]!r}")
-    if not isinstance(digest, str) or len(digest) != 64:
-        raise CheckpointError(f"{source}: dataset split val_sha256 must be a SHA-256 hex digest, got {str(digest)[:70]!r}")
-    return fraction, seed, count, digest
+def make_splits(source: Source, val_split: float | None, seed: int, prep: Preprocessing, auto_augment: str | None = None,
+                random_erase: float = 0.0, train_steps: Callable[[Any], Any] | None = None) -> Splits:
+    """Training data gets :func:`train_transform` (or ``train_steps``), validation :func:`eval_transform`.
 
-
-def rebuild_split(root: str | os.PathLike[str], record: Any, prep: Preprocessing, source: str = "metadata") -> tuple[list[str], Samples, Samples]:
-    """Class names, training samples and validation samples of the split ``record`` describes, rebuilt from ``root``.
-
-    A folder whose validation files no longer match the recorded digest (images added, removed or
-    renamed since training) is refused: its split would mix training and validation images.
+    A source with ``train`` and ``val`` parts is used as it is (``val_split`` must then be None);
+    one with a single part is split by ``val_split`` and ``seed``, which the description records.
     """
-    fraction, seed, count, digest = _checked(record, source)
-    train, val, classes = folder_splits(root, fraction, seed, prep)
-    if files_digest(root, val.samples) != digest:
-        raise DataError(
-            f"--data: the images in {root} changed since training: its validation split ({count} images recorded, "
-            f"{len(val.samples)} now) no longer matches the run's; pass --split all to score every image"
-        )
-    return classes, train.samples, val.samples
+    train_tf = train_steps or train_transform(prep, auto_augment, random_erase)
+    val_tf = eval_transform(prep)
+    description = source.describe()
+    if "train" in source.parts:
+        if val_split is not None:
+            raise DataError(f"--val-split: {source.location} already has train and val parts; drop --val-split or point --data at one part")
+        train_records, val_records = source.parts["train"], source.parts["val"]
+        remap = class_remap(val_records.classes, train_records.classes, f"{source.location} (val)", f"its training part {train_records.classes}")
+        train = ImageDataset(train_records, train_tf, prep.channels)
+        val = ImageDataset(val_records, val_tf, prep.channels, classes=train_records.classes, remap=remap)
+        return Splits(train, val, list(train_records.classes), description)
+    if val_split is None:
+        raise missing_val_split(source.location)
+    records = source.parts["all"]
+    train_idx, val_idx = split_indices(len(records), val_split, seed)
+    description.update(val_split=val_split, seed=seed, val_samples=len(val_idx))
+    train = ImageDataset(records, train_tf, prep.channels, indices=train_idx)
+    val = ImageDataset(records, val_tf, prep.channels, indices=val_idx)
+    return Splits(train, val, list(records.classes), description)
+
+
+def missing_val_split(location: str) -> DataError:
+    """The error for a source with one part and no ``--val-split``."""
+    return DataError(f"--data: {location} has no separate train and val parts; give --val-split (e.g. 0.1) to split it")
+
+
+def eval_dataset(source: Source, class_names: list[str], prep: Preprocessing) -> ImageDataset:
+    """The ``val`` part (or the only part) of ``source``, its classes matched to a model's ``class_names`` by name."""
+    records = source.parts["val"] if "val" in source.parts else source.parts["all"]
+    remap = class_remap(records.classes, class_names, source.location, f"the model (it knows {len(class_names)})")
+    return ImageDataset(records, eval_transform(prep), prep.channels, classes=class_names, remap=remap)

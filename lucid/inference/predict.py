@@ -14,11 +14,32 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader
 
+from ..checkpoints.io import load_file, load_into
+from ..checkpoints.train_state import STATE_NAME, load_state
 from ..core.checks import check_image_size, describe, printable
+from ..core.console import warn
 from ..core.constants import MAX_INT
-from ..core.errors import ConfigError
-from ..data.folder import DataError, Preprocessing, default_preprocessing
+from ..core.errors import CheckpointError, ConfigError
+from ..data import detect_format, eval_dataset, open_source
+from ..data.folder import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    ImageFileDataset,
+    Preprocessing,
+    collate_skipping,
+    decode_image_file,
+    default_preprocessing,
+    digits_splits,
+    eval_transform,
+    image_files,
+)
+from ..models import create_model, from_pretrained
+from ..models.auto import model_from_config
+from ..models.saving import CONFIG_NAME
+from ..optimize import optimize_for_inference
+from .evaluation import evaluate
 from .selection import digits_selection, folder_selection
 
 __all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
@@ -46,12 +67,6 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
     another architecture.
     """
-    from ..core.errors import CheckpointError
-    from ..io import load_file, load_into
-    from ..models import create_model, from_pretrained
-    from ..models.hub import CONFIG_NAME, model_from_config
-    from ..train.state import STATE_NAME, load_state
-
     path = Path(path)
     if image_size is not None:
         check_image_size(image_size)
@@ -96,8 +111,6 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
 
 
 def _loader_kw(workers: int) -> dict[str, Any]:
-    from ..data.folder import collate_skipping
-
     return {"num_workers": workers, "collate_fn": collate_skipping, "persistent_workers": False}
 
 
@@ -108,21 +121,22 @@ def evaluate_folder(trained: Trained, data: str | os.PathLike[str] | None, *, de
 
     By default that is the run's own validation split (``data`` None or the folder it was trained
     on), or ``data/val`` of another folder, or all of another folder without one; ``split``
-    (``"val"``, ``"train"``, ``"all"``) chooses. The result's ``"images"`` says which were scored.
-    Folder classes are matched to the model's classes by name; skipped (unreadable) images are
-    counted. ``confusion`` adds the confusion matrix (see :func:`~lucid.train.evaluation.evaluate`).
+    (``"val"``, ``"train"``, ``"all"``) chooses. WebDataset shards and Hugging Face datasets are
+    scored on their validation part (or all of them). The result's ``"images"`` says which were
+    scored. Classes are matched to the model's by name; skipped (unreadable) images are counted.
+    ``confusion`` adds the confusion matrix (see :func:`~lucid.inference.evaluation.evaluate`).
     """
-    from torch.utils.data import DataLoader
-
-    from ..data.folder import ImageFileDataset, eval_transform
-
-    samples, folder_classes, described = folder_selection(trained.dataset, data, split, trained.preprocessing)
-    unknown = sorted(set(folder_classes) - set(trained.class_names))
-    if unknown:
-        raise DataError(f"--data: class folder(s) {unknown} in {data} are not classes of the model (it knows {trained.class_names})")
-    remap = {i: trained.class_names.index(name) for i, name in enumerate(folder_classes)}
-    samples = [(p, remap[t]) for p, t in samples]
-    dataset = ImageFileDataset(samples, trained.preprocessing.channels, eval_transform(trained.preprocessing))
+    if data is not None and detect_format(str(data)) != "folder":
+        dataset = eval_dataset(open_source(Path(data)), trained.class_names, trained.preprocessing)
+        described = f"the validation part of {data} (all of it when it has none)"
+    else:
+        samples, folder_classes, described = folder_selection(trained.dataset, data, split, trained.preprocessing)
+        unknown = sorted(set(folder_classes) - set(trained.class_names))
+        if unknown:
+            raise DataError(f"--data: class folder(s) {unknown} in {data} are not classes of the model (it knows {trained.class_names})")
+        remap = {i: trained.class_names.index(name) for i, name in enumerate(folder_classes)}
+        samples = [(p, remap[t]) for p, t in samples]
+        dataset = ImageFileDataset(samples, trained.preprocessing.channels, eval_transform(trained.preprocessing))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(workers))
     return {**_run_eval(trained, loader, device, amp_dtype, channels_last, confusion), "images": described}
 
@@ -130,10 +144,6 @@ def evaluate_folder(trained: Trained, data: str | os.PathLike[str] | None, *, de
 def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
                     batch_size: int = 128, confusion: bool = False, split: str | None = None) -> dict[str, Any]:
     """Accuracy on the digits the model was trained on: its validation split (same seed and fraction) by default."""
-    from torch.utils.data import ConcatDataset, DataLoader
-
-    from ..data.folder import digits_splits
-
     described = digits_selection(trained.dataset, split)
     train, val, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
     dataset = {"val": val, "train": train, "all": ConcatDataset([train, val])}[split or "val"]
@@ -143,8 +153,6 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
 
 def _digits_split(trained: Trained) -> tuple[float, int]:
     """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
-    from ..core.errors import CheckpointError
-
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")
     fraction, seed = trained.dataset.get("val_fraction"), trained.dataset.get("seed")
@@ -161,8 +169,6 @@ def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32
     file order). A training set smaller than ``batches * batch_size`` gives what there is, in up
     to ``batches`` batches; none at all is a DataError.
     """
-    from ..data.folder import ImageFileDataset, digits_splits, eval_transform
-
     limit = batches * batch_size
     if trained.dataset.get("name") == "digits":
         train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
@@ -188,8 +194,6 @@ def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
     int8 calibrates on the model's training images, as many as there are up to 256; the result's
     ``calibration_images`` says how many were used.
     """
-    from .. import optimize_for_inference
-
     if dtype not in INFERENCE_DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(INFERENCE_DTYPES)}, got {dtype!r}", "dtype")
     model = trained.model.to(device)
@@ -205,9 +209,6 @@ def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
 
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
               confusion: bool = False) -> dict[str, Any]:
-    from ..train.epoch import warn
-    from ..train.evaluation import evaluate
-
     def warn_all(paths: list[str]) -> None:
         for p in paths:
             warn(f"skipping unreadable image {printable(p)}")
@@ -234,8 +235,6 @@ def predict_images(trained: Trained, paths: Sequence[str], *, top_k: int, device
 
     A folder among ``paths`` stands for every image file under it (recursively, as for training).
     """
-    from ..data.folder import IMAGE_EXTENSIONS, decode_image_file, eval_transform, image_files
-
     if top_k < 1:
         raise ConfigError(f"top_k must be a positive int, got {top_k}", "top_k")
     transform = eval_transform(trained.preprocessing)

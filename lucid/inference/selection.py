@@ -13,8 +13,9 @@ from typing import Any
 
 from ..core.checks import check_choice
 from ..core.errors import DataError
-from ..data.folder import Preprocessing, scan_class_folders
-from ..data.splits import rebuild_split
+from ..data.folder import scan_class_folders
+from ..data.preprocessing import Preprocessing
+from ..data.split_record import rebuild_split
 
 __all__ = ["SPLITS", "Selection", "digits_selection", "folder_selection"]
 

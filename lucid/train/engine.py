@@ -292,7 +292,7 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
 def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
     """Training/validation datasets, class names, preprocessing and the model's config overrides."""
     from ..data.folder import default_preprocessing, digits_splits, folder_splits
-    from ..data.splits import split_record
+    from ..data.split_record import split_record
 
     overrides = dict(cfg.overrides)
     if cfg.drop_path:
@@ -450,7 +450,7 @@ def _write_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run
 
 def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, file: Path) -> Progress:
     """Load a saved state into the job, checking all of it before the first step; the Progress it had reached."""
-    from ..io import load_into
+    from ..checkpoints.io import load_into
 
     check_state(state, file, job.epochs)
     _load_part(file, "model", lambda: load_into(job.model, state["model"]))
@@ -510,7 +510,7 @@ def _load_schedule(schedule: recipe.Schedule, state: dict[str, Any]) -> None:
 
 def _checked_run(run: RunFolder | None, state: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
     """The metric records of the epochs done; the saved best model(s) must be readable."""
-    from ..io import load_file
+    from ..checkpoints.io import load_file
 
     if run is None:
         return []
