@@ -86,7 +86,7 @@ def test_a_run_without_a_split_record_is_not_scored_on_its_training_images(split
 
 
 def test_digits_splits_are_chosen_by_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from lucid.data.folder import DIGITS_MEAN, DIGITS_STD, Preprocessing
+    from lucid.data import DIGITS_MEAN, DIGITS_STD, Preprocessing
     from lucid.models import ResNet, ResNetConfig
 
     model = ResNet(ResNetConfig(block="basic", layers=(1, 1, 1, 1), channels=(4, 8, 8, 8), in_channels=1, num_classes=10))

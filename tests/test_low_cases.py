@@ -11,8 +11,9 @@ import torch
 
 from lucid import models
 from lucid.cli import main
+from lucid.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from lucid.core.errors import CheckpointError, ConfigError, LucidError
-from lucid.data.folder import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from lucid.data.preprocessing import Preprocessing
 from lucid.models import ResNet, ResNetConfig
 
 SMALL = dict(block="basic", layers=(1, 1, 1, 1), channels=(4, 8, 8, 8), num_classes=3)

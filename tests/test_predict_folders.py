@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from lucid.cli import main
-from lucid.data.folder import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from lucid.core.constants import IMAGENET_MEAN, IMAGENET_STD
+from lucid.data.preprocessing import Preprocessing
 from lucid.models import ResNet, ResNetConfig
 
 

@@ -13,8 +13,9 @@ from torch import nn
 
 from lucid.cli import main
 from lucid.core.checks import parse_json
+from lucid.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from lucid.core.errors import CheckpointError
-from lucid.data.folder import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from lucid.data.preprocessing import Preprocessing
 from lucid.models import ResNet, ResNetConfig
 from lucid.models.limits import activation_bytes, check_input_memory, parameter_limit
 

@@ -27,6 +27,8 @@ from torch import nn
 
 from ..core.errors import CheckpointError, ConfigError, ConfigTypeError, LucidError
 from ..data.folder import DataError, Preprocessing, collate_skipping, describe_transform, eval_transform
+from ..data.split_record import split_record
+from ..models.limits import check_model_size
 from . import distributed, faults, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
 from .epoch import EpochResult, Job, train_one_epoch, warn
@@ -292,7 +294,6 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
 def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
     """Training/validation datasets, class names, preprocessing and the model's config overrides."""
     from ..data.folder import default_preprocessing, digits_splits, folder_splits
-    from ..data.split_record import split_record
 
     overrides = dict(cfg.overrides)
     if cfg.drop_path:
@@ -337,7 +338,6 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
 def build_model(cfg: TrainConfig, overrides: dict[str, Any], load_weights: bool) -> nn.Module:
     """The preset with its overrides (and, for a new run, the requested pretrained weights)."""
     from ..models import create_model
-    from ..models.limits import check_model_size
 
     check_model_size(lambda: create_model(cfg.model, **overrides), f"{cfg.model} with its config overrides")
     kwargs = dict(overrides)
