@@ -182,6 +182,7 @@ def test_bad_arguments_and_checkpoints_fail_in_one_line(trained: Path, folder: P
     one_line_error(capsys, ["predict", str(tmp_path / "junk.pt"), str(folder / "val" / "red" / "0.png")], "junk.pt")
     # A bare weight file records no training data: --data is needed.
     one_line_error(capsys, ["eval", str(trained / "model.safetensors"), *TINY_ARGS, "--set", "num_classes=3"], "--data")
+    one_line_error(capsys, ["eval", str(trained), "--split", "val", "--data", str(tmp_path)], "--split val", "--split all")
 
 
 def test_pretrained_fine_tunes_from_registered_weights(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,9 +73,9 @@ def test_a_run_prints_and_saves_its_augmentation_and_eval_preprocessing(run: tup
     prep = default_preprocessing(32, 3)
     expected = {"train": describe_transform(train_transform(prep)), "eval": describe_transform(eval_transform(prep))}
     assert expected["train"][0].startswith("DecodeRandomResizedCrop(size=(32, 32)")
-    lines = printed.splitlines()
-    assert f"train augmentation: {'; '.join(expected['train'])}" in lines
-    assert f"eval preprocessing: {'; '.join(expected['eval'])}" in lines
+    text = "\n".join(line.strip() for line in printed.splitlines())  # one step per line, indented
+    assert "\n".join(["train augmentation:", *expected["train"]]) in text
+    assert "\n".join(["eval preprocessing:", *expected["eval"]]) in text
     # Saved with the best model (config.json) and in the training state (last.pt).
     assert from_pretrained(out).metadata["transforms"] == expected
     assert json.loads((out / "config.json").read_text())["metadata"]["transforms"] == expected

@@ -16,7 +16,7 @@ from torch import nn
 from ..core.errors import CheckpointError, OptionError
 from ..core.fileio import atomic_write
 
-__all__ = ["CheckpointError", "load_file", "load_into", "save_file"]
+__all__ = ["CheckpointError", "load_file", "load_into", "save_file", "torch_load_error"]
 
 _NESTING_KEYS = ("state_dict", "model", "model_state_dict")
 _WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.", "backbone.")  # Lightning, DDP, torch.compile, detection
@@ -61,7 +61,7 @@ def _unsafe_globals(path: Path) -> list[str]:
         return []
 
 
-def _torch_load_error(path: Path, e: Exception) -> CheckpointError:
+def torch_load_error(path: Path, e: Exception) -> CheckpointError:
     """Turn torch.load's multi-paragraph errors into one sentence that names the file and the problem.
 
     Weights-only loading refuses what it may not read with :class:`pickle.UnpicklingError`; the
@@ -110,7 +110,7 @@ def load_file(
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise _torch_load_error(path, e) from None
+        raise torch_load_error(path, e) from None
     state_dict = _unwrap(obj, path)
     return strip_prefix(state_dict) if strip_prefixes else state_dict
 
@@ -160,6 +160,11 @@ def _listing(title: str, items: list[str], limit: int = 10) -> str:
 
 def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load ``state_dict`` strictly, raising a readable :class:`CheckpointError` on any mismatch."""
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f"the weights must be a mapping of parameter names to tensors; got {type(state_dict).__name__}")
+    others = sorted(f"{k}: {type(v).__name__}" for k, v in state_dict.items() if not isinstance(v, torch.Tensor))
+    if others:
+        raise CheckpointError(" ".join(["the weights hold values that are not tensors:", *others[:5], "..." if len(others) > 5 else ""]).strip())
     own = model.state_dict()
     # Old checkpoints predate BatchNorm's ``num_batches_tracked``; torch fills it in when it is absent.
     # Frozen norms (torchvision's FrozenBatchNorm2d) keep no step count: theirs is dropped.
@@ -171,8 +176,14 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
         for k in set(own) & set(state_dict)
         if tuple(own[k].shape) != tuple(state_dict[k].shape)
     )
-    if missing or unexpected or shapes:
+    kinds = sorted(
+        f"{k}: {state_dict[k].dtype}" for k in set(own) & set(state_dict)
+        if own[k].is_floating_point() and not state_dict[k].is_floating_point()
+    )
+    if missing or unexpected or shapes or kinds:
         parts = [f"the weights do not fit this {type(model).__name__}:"]
+        if kinds:
+            parts.append(_listing("not real floating-point values (expected float32, float16, bfloat16 or float64)", kinds))
         if missing:
             parts.append(_listing("missing from the checkpoint", missing))
         if unexpected:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..core.checks import describe
+from ..core.errors import OptionError
 from .conversion import convert
 from .io import load_file, load_into, strip_prefix
 
@@ -71,6 +73,10 @@ def load_checkpoint(
     and other input channels are adapted, each with a warning. Any other mismatch raises
     :class:`CheckpointError` listing it.
     """
+    if not isinstance(model, nn.Module):
+        raise OptionError(f"model must be a lucid model (a torch.nn.Module); got {describe(model)}", "model")
+    if not isinstance(checkpoint, (str, os.PathLike, Mapping)):
+        raise OptionError(f"checkpoint must be a weight file path or a state dict; got {describe(checkpoint)}", "checkpoint")
     origin = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "state_dict"
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = load_file(checkpoint, strip_prefixes=False)

@@ -13,6 +13,7 @@ import torch
 
 from ..core.errors import CheckpointError
 from ..core.fileio import atomic_write_bytes
+from .io import torch_load_error
 
 __all__ = ["REQUIRED", "STATE_FORMAT", "STATE_NAME", "load_state", "save_state"]
 
@@ -44,7 +45,7 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged pickle/zip
-        raise CheckpointError(f"{file}: not a readable training state ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+        raise torch_load_error(file, e) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{file}: not a lucid training state (expected format {STATE_FORMAT!r})")
     missing = [key for key in REQUIRED if key not in state]

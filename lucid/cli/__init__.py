@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..core.errors import LucidError
 from . import bench, data, evaluate, export, models, plot, predict, summary, train, weights
-from .common import CLIError, Terminated, load_model, parse_set, parse_shape
+from .common import CLIError, Terminated, load_model, out_of_memory, parse_set, parse_shape
 
 __all__ = ["CLIError", "build_parser", "load_model", "main", "parse_set", "parse_shape"]
 
@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lucid {args.command}: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     except Exception as e:
+        if not os.environ.get("LUCID_DEBUG") and out_of_memory(e):
+            print(f"lucid {args.command}: error: out of memory: {out_of_memory(e)}", file=sys.stderr)
+            return 2
         if os.environ.get("LUCID_DEBUG") or not isinstance(e, (LucidError, OSError)):
             raise
         print(f"lucid {args.command}: error: {_message(parser, args.command, e)}", file=sys.stderr)

@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         measure,
         train_contenders,
     )
+    from ..core.checks import check_image_size
     from ..inference.runtime import resolve_device
+    from ..models.limits import check_input_memory
 
     positive(args, "batch_size", "image_size", "warmup", "rounds", "threads")
     if args.mode == "train" and (args.dtype is not None or args.compile):
@@ -56,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(0)
+    check_image_size(args.image_size)
     model = load_model(args.model, parse_set(args.set))
+    shape = (args.batch_size, model.config.in_channels, args.image_size, args.image_size)
+    check_input_memory(model, shape, "--batch-size and --image-size", device, training=args.mode == "train")
     name = args.model if not Path(args.model).exists() else ""
     common = {"batch": args.batch_size, "size": args.image_size, "device": device, "peers": not args.no_peers}
     if args.mode == "train":

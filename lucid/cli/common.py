@@ -5,11 +5,13 @@ import argparse
 import ast
 import json
 import os
+import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.constants import AMP_CHOICES, INFERENCE_DTYPES
+from ..core.constants import AMP_CHOICES, INFERENCE_DTYPES, MAX_IMAGE_SIZE
 from ..core.errors import OptionError
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "add_set",
     "load_model",
     "load_trained_args",
+    "out_of_memory",
     "parse_set",
     "parse_shape",
     "parse_value",
@@ -79,7 +82,24 @@ def parse_shape(text: str) -> tuple[int, ...]:
         raise CLIError(f"--input-shape expects comma-separated positive ints such as 1,3,224,224, got {text!r}") from None
     if not shape or any(d <= 0 for d in shape):
         raise CLIError(f"--input-shape expects comma-separated positive ints such as 1,3,224,224, got {text!r}")
+    if any(d > MAX_IMAGE_SIZE for d in shape[-2:]):
+        raise CLIError(f"--input-shape: height and width must be at most {MAX_IMAGE_SIZE} pixels, got {text!r}")
     return shape
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """The one-line reason of an allocation that failed (torch's CPU allocator or CUDA out of memory), else None.
+
+    Sizes lucid can foresee are refused before they are allocated; this catches what the
+    estimates cannot (memory taken by other programs, a fragmented heap).
+    """
+    if isinstance(error, MemoryError) and not str(error):
+        return "the machine has not enough memory for this request"
+    text = str(error)
+    if not isinstance(error, RuntimeError) or not ("can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    tried = re.search(r"tried to allocate ([\d.]+ ?[KMGT]?i?B|\d+ bytes)", text)
+    return f"tried to allocate {tried.group(1)}" if tried else " ".join(text.split())[:160]
 
 
 def positive(args: argparse.Namespace, *names: str) -> None:
@@ -93,6 +113,7 @@ def positive(args: argparse.Namespace, *names: str) -> None:
 def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> Any:
     """A model from a preset name (with config overrides) or a ``save_pretrained`` folder."""
     from .. import models
+    from ..models.limits import check_model_size
 
     if Path(name_or_path).exists():
         if overrides:
@@ -100,6 +121,8 @@ def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> An
         return models.from_pretrained(name_or_path)
     if "/" in name_or_path or os.sep in name_or_path:  # preset names never contain one
         raise FileNotFoundError(2, "no such folder; expected a save_pretrained folder or a preset name", name_or_path)
+    if overrides:
+        check_model_size(lambda: models.create_model(name_or_path, **overrides), f"{name_or_path} with --set")
     return models.create_model(name_or_path, **(overrides or {}))
 
 
@@ -119,12 +142,18 @@ def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The trained model, device and autocast dtype the inference options ask for."""
     from ..inference.predict import load_trained, optimized
     from ..inference.runtime import resolve_amp, resolve_device
+    from ..models.limits import check_input_memory
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
     trained = load_trained(args.checkpoint, args.model, parse_set(args.set), args.image_size)
+    size = trained.preprocessing.image_size
+    shape = (getattr(args, "batch_size", 1), trained.preprocessing.channels, size, size)
+    check_input_memory(trained.model, shape, "--batch-size and --image-size", device)
     if args.dtype is not None:
         if amp is not None:
             raise CLIError("--dtype and --amp both set the number format; give one of them")
         trained = optimized(trained, args.dtype, device)
+        if trained.calibration_images is not None:
+            print(f"int8: calibrated on {trained.calibration_images} training image(s) of the model", file=sys.stderr)
     return trained, device, amp

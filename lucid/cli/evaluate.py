@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
-from .common import add_inference_args, load_trained_args, positive
+from .common import CLIError, add_inference_args, load_trained_args, positive
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     """Declare the ``eval`` subcommand and its options."""
     p = sub.add_parser("eval", help="top-1/top-5 accuracy and loss of a trained model on an image folder")
     add_inference_args(p)
-    p.add_argument("--data", metavar="DIR", default=None, help="image folder, WebDataset shards or Hugging Face dataset (its val part is used when present; default: the validation part of the data the model was trained on)")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="image folder, WebDataset shards or Hugging Face dataset to score (default: the validation part of the data the model was trained on); see --split")
+    p.add_argument("--split", choices=("val", "train", "all"), default=None,
+                   help="which images: the run's validation split (default; DIR/val of another folder that has one), "
+                        "its training split, or all of them")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--confusion", metavar="PNG", default=None, help="also draw the confusion matrix into this PNG (needs matplotlib)")
@@ -22,21 +28,23 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed options ask for; returns the exit status."""
-    from ..inference.predict import evaluate_folder, evaluate_recorded
+    from ..inference.predict import NON_FINITE, evaluate_digits, evaluate_folder, evaluate_recorded
 
     positive(args, "batch_size")
     if args.workers < 0:
-        positive(args, "workers")
+        raise CLIError(f"--workers must be 0 (load in this process) or more, got {args.workers}")
     if args.confusion:
         from ..train.plots import pyplot
 
         pyplot()  # fail before the evaluation when matplotlib is missing
     trained, device, amp = load_trained_args(args)
     common = {"device": device, "amp_dtype": amp, "channels_last": False, "batch_size": args.batch_size, "confusion": bool(args.confusion)}
-    if args.data is None:
-        result = evaluate_recorded(trained, workers=args.workers, **common)
+    if args.data is None and trained.dataset.get("name") == "digits":
+        result = evaluate_digits(trained, split=args.split, **common)
+    elif args.data is None and trained.dataset.get("name") not in (None, "folder"):
+        result = evaluate_recorded(trained, workers=args.workers, split=args.split, **common)
     else:
-        result = evaluate_folder(trained, args.data, workers=args.workers, **common)
+        result = evaluate_folder(trained, args.data, workers=args.workers, split=args.split, **common)
     if args.confusion:
         from ..train.plots import plot_confusion
 
@@ -47,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result, **({"confusion": matrix} if matrix is not None else {})}))
     else:
         skipped = f", {result['skipped']} unreadable skipped" if result["skipped"] else ""
-        print(f"{result['count']} images{skipped}: acc1 {result['acc1']:.4f} acc5 {result['acc5']:.4f} loss {result['loss']:.4f}")
+        print(f"scored {result['images']}")
+        acc5 = f" acc5 {result['acc5']:.4f}" if len(trained.class_names) > 5 else ""  # always 1.0 with 5 classes or fewer
+        print(f"{result['count']} images{skipped}: acc1 {result['acc1']:.4f}{acc5} loss {result['loss']:.4f}")
         if args.confusion:
             print(f"wrote {args.confusion}")
+    if not math.isfinite(result["loss"]):
+        print(f"lucid eval: {NON_FINITE}", file=sys.stderr)
+        return 1
     return 0

@@ -30,11 +30,14 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the exported file the parsed options ask for; returns the exit status."""
     from .. import export
+    from ..models.limits import check_input_memory
 
     if not math.isfinite(args.tolerance) or args.tolerance < 0:
         raise CLIError(f"--tolerance must be a finite number >= 0, got {args.tolerance}")
     model = load_model(args.model, parse_set(args.set))
     shape = parse_shape(args.input_shape) if args.input_shape else None
+    if shape is not None:
+        check_input_memory(model, shape, "--input-shape")
     if args.format == "onnx":
         path = export.to_onnx(model, args.out, input_shape=shape, opset=args.opset)
     else:

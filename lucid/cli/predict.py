@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from ..core.checks import printable
 from .common import add_inference_args, load_trained_args
 
 
@@ -28,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         if "error" in r:
             failed += 1
-            print(f"warning: {r['image']}: {r['error']}", file=sys.stderr)
+            print(f"warning: {printable(r['image'])}: {r['error']}", file=sys.stderr)
             continue
         if args.json:
             print(json.dumps(r))
         else:
-            print(f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+            print(f"{printable(r['image'])}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
     if failed:
         print(f"lucid predict: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
     return 1 if failed else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLIError, add_set, load_model, parse_set
+from .common import CLIError, add_set, load_model, parse_set, positive
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         presets = [args.preset] if args.preset else weights.list_pretrained()
         rows = [weights.info(preset, tag) for preset in presets for tag in weights.list_pretrained(preset)]
+        if not rows:
+            print(f"{args.preset}: no published weights (presets with weights: {', '.join(weights.list_pretrained())})")
+            return 0
         width = max([len("tag"), *(len(w.tag) for w in rows)])
         print(f"{'preset':<18} {'tag':<{width}} {'top-1':>6} {'top-5':>6}  {'resize/crop':<11}  {'interp.':<8}  file")
         for w in rows:
@@ -66,6 +69,7 @@ def _average(args: argparse.Namespace) -> int:
     from ..inference.predict import load_trained
     from ..train.average import average_files, checkpoint_files
 
+    positive(args, "last")
     runs = [Path(s) for s in args.sources if Path(s).is_dir()]
     if not runs:
         raise CLIError("weights average needs at least one run folder (it gives the architecture and class names)")

@@ -5,13 +5,15 @@ the command line can swap the field for its flag and print the message as one li
 """
 from __future__ import annotations
 
+import json
 import math
 import numbers
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from .constants import MAX_IMAGE_SIZE, MAX_INT
-from .errors import ConfigError, ConfigTypeError, OptionError, OptionTypeError
+from .constants import MAX_BLOCKS, MAX_IMAGE_SIZE, MAX_INT
+from .errors import CheckpointError, ConfigError, ConfigTypeError, OptionError, OptionTypeError
 
 __all__ = [
     "check_bool",
@@ -25,7 +27,16 @@ __all__ = [
     "check_unit_interval",
     "describe",
     "is_int",
+    "parse_json",
+    "printable",
 ]
+
+# Untrusted JSON (a config.json, a metrics line) is refused past these bounds before it is parsed:
+# nesting deeper than this, integers longer than this many digits (a signed 64-bit int has 19).
+MAX_JSON_DEPTH = 64
+MAX_JSON_INT_DIGITS = 20
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 
 def describe(value: Any, limit: int = 80) -> str:
@@ -34,6 +45,11 @@ def describe(value: Any, limit: int = 80) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return f"{text} ({type(value).__name__})"
+
+
+def printable(text: str) -> str:
+    """``text`` as it is when every character prints, else its ``repr`` (a newline in a file name must not split a message)."""
+    return text if text.isprintable() else repr(text)
 
 
 def is_int(value: Any) -> bool:
@@ -101,6 +117,8 @@ def check_stage_values(name: str, value: Any, what: str, count: int) -> tuple[in
         raise ConfigError(
             f"{name} values must be positive integers; got {name}[{bad[0]}]={describe(items[bad[0]])}", name
         )
+    if what == "depths" and sum(items) > MAX_BLOCKS:
+        raise ConfigError(f"{name}={list(items)} asks for {sum(items):,} blocks, over the limit of {MAX_BLOCKS:,}", name)
     return tuple(int(i) for i in items)
 
 
@@ -124,3 +142,45 @@ def check_image_size(value: Any, name: str = "image_size") -> int:
     if not is_int(value) or not 8 <= value <= MAX_IMAGE_SIZE:
         raise ConfigError(f"{name} must be an int between 8 and {MAX_IMAGE_SIZE} (pixels), got {describe(value)}", name)
     return int(value)
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of brackets in JSON ``text`` (strings skipped)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub('""', text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def parse_json(text: str, source: str) -> Any:
+    """Parse untrusted JSON ``text``; anything a config file should never hold is a CheckpointError naming ``source``.
+
+    Refused: invalid JSON, nesting deeper than :data:`MAX_JSON_DEPTH` (the parser would recurse
+    without bound), integers of more than :data:`MAX_JSON_INT_DIGITS` digits (parsing them is
+    quadratic, and no field takes them), and ``NaN``/``Infinity`` or numbers that overflow to them.
+    """
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise CheckpointError(f"{source}: JSON nested {depth} levels deep, more than the {MAX_JSON_DEPTH} lucid reads")
+
+    def bounded_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:
+            raise CheckpointError(f"{source}: an integer of {len(digits.lstrip('-'))} digits; no field takes more than {MAX_JSON_INT_DIGITS}")
+        return int(digits)
+
+    def finite_float(digits: str) -> float:
+        value = float(digits)
+        if not math.isfinite(value):
+            raise CheckpointError(f"{source}: the number {digits[:40]} overflows to infinity; expected a finite number")
+        return value
+
+    def no_constant(name: str) -> None:
+        raise CheckpointError(f"{source}: {name} is not a number JSON allows; expected a finite number")
+
+    try:
+        return json.loads(text, parse_int=bounded_int, parse_float=finite_float, parse_constant=no_constant)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{source}: JSON nested too deeply") from None

@@ -7,7 +7,9 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "INFERENCE_DTYPES",
+    "MAX_BLOCKS",
     "MAX_IMAGE_SIZE",
+    "MAX_RESIZE",
     "MAX_INT",
     "NONFINITE_CHOICES",
     "OPTIMIZER_CHOICES",
@@ -40,3 +42,10 @@ MAX_INT = 2**63 - 1
 
 # The longest image side lucid resizes to, trains or exports at.
 MAX_IMAGE_SIZE = 4096
+
+# The longest side evaluation resizes to before its centre crop (image_size / crop).
+MAX_RESIZE = 2 * MAX_IMAGE_SIZE
+
+# The most residual blocks a model may have in all (ResNet-200 has 66, six times fewer): a config
+# asking for more is refused before anything is built (building takes time even on meta).
+MAX_BLOCKS = 400

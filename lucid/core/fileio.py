@@ -3,6 +3,10 @@
 Everything is written under a temporary name beside its destination, fsynced, then renamed into
 place, and the directory is fsynced so the rename survives a power cut. Temporaries carry the
 writer's process id, so a later writer removes those left behind by a killed process.
+
+Only regular files (and folders) are ever replaced: a device, FIFO or socket at the destination is
+refused. A symbolic link is followed: the write lands in its target and the link stays. A folder
+that cannot be renamed (a mount point, the working folder) gets its entries swapped one by one.
 """
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ import ctypes
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_folder", "atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir", "remove_stale_temporaries"]
+from .errors import OptionError
+
+__all__ = ["atomic_folder", "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_output_path", "fsync_dir", "remove_stale_temporaries"]
 
 
 def _umask() -> int:
@@ -93,6 +100,39 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str | None:
+    """What a special file is ("a character device", ...), or None for a regular file, folder or link."""
+    return next((name for test, name in _KINDS if test(mode)), None)
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """The path a write to ``path`` lands on: a symbolic link's target (the link itself is kept).
+
+    Refuses, in one line naming the path, a destination that exists and is a device, FIFO or
+    socket: an atomic write replaces the file at the destination, and lucid only ever replaces
+    regular files and folders.
+    """
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        return real
+    kind = _kind(mode)
+    if kind is not None:
+        shown = str(path) if real == path.absolute() else f"{path} (-> {real})"
+        raise OptionError(f"{shown}: is {kind}, not a regular file; lucid writes only regular files and folders, choose another path")
+    return real
+
+
 def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,12 +140,20 @@ def _make_parent(path: Path) -> None:
         raise type(e)(e.errno, e.strerror, str(path)) from None
 
 
-def _make_temp_dir(path: Path) -> Path:
-    """A new temporary folder beside ``path``; a failure is reported against ``path`` itself."""
+def _make_temp_dir(path: Path, inside: Path | None = None) -> Path:
+    """A new temporary folder beside ``path`` (or in ``inside``); a failure is reported against ``path`` itself.
+
+    A folder that exists but takes no new entries (``/proc``, ``/sys``) is said so, rather than
+    the kernel's "No such file or directory".
+    """
+    folder = inside or path.parent
     try:
-        return Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{_temp_prefix(path.name)}{os.getpid()}-"))
+        return Path(tempfile.mkdtemp(dir=folder, prefix=f"{_temp_prefix(path.name)}{os.getpid()}-"))
     except OSError as e:
-        raise type(e)(e.errno, e.strerror, str(path)) from None
+        reason = e.strerror
+        if e.errno == errno.ENOENT and folder.is_dir():
+            reason = f"{folder} does not accept new files ({e.strerror}); a special file system?"
+        raise type(e)(e.errno, reason, str(path)) from None
 
 
 def _run_writer(write: Callable[[Path], None], tmp: Path, final: Path) -> None:
@@ -138,7 +186,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     adds beside it (a large ONNX model's ``NAME.data``) are moved first, so the main file never
     refers to a missing one. On any error ``path`` is untouched and the temporary is removed.
     """
-    path = Path(path)
+    path = check_output_path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file name", str(path))
     _make_parent(path)
@@ -219,11 +267,16 @@ def atomic_folder(directory: str | os.PathLike[str], write: Callable[[Path], Non
     A reader sees the old folder or the new one, never a mix. When ``replace`` names the entries
     ``write`` produces, every other entry of the old folder (a run's ``last.pt``, its metrics) is
     carried into the new folder (hard-linked, so nothing is copied); without it the new folder is
-    exactly what ``write`` wrote.
+    exactly what ``write`` wrote. A symbolic link is followed (its target is replaced, the link
+    kept). A folder that cannot itself be renamed (a mount point, the working folder) has its
+    entries swapped in one by one instead: each entry is whole, but for a moment a reader may see
+    new and old entries side by side.
     """
-    directory = Path(directory)
+    directory = check_output_path(directory)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "is a file; expected a folder", str(directory))
+    if directory.is_dir() and _fixed_folder(directory):
+        return _swap_contents(directory, write, replace)
     _make_parent(directory)
     remove_stale_temporaries(directory.parent)
     tmp = _make_temp_dir(directory)
@@ -232,15 +285,81 @@ def atomic_folder(directory: str | os.PathLike[str], write: Callable[[Path], Non
         if directory.exists() and replace is not None:
             _link_tree(directory, tmp, replace)
         _fsync_tree(tmp)
-        if not directory.exists():
-            os.rename(tmp, directory)
-        elif not _exchange(tmp, directory):
-            old = _make_temp_dir(directory)
-            os.rmdir(old)
-            os.rename(directory, old)  # readers miss the folder for the moment between these two renames
-            os.rename(tmp, directory)
-            tmp = old
+        tmp = _swap_in(tmp, directory)
         fsync_dir(directory.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
+
+
+def _swap_in(tmp: Path, directory: Path) -> Path:
+    """Put the folder ``tmp`` at ``directory``; returns what is left to delete (the old folder, or nothing)."""
+    if not directory.exists():
+        os.rename(tmp, directory)
+        return tmp
+    if _exchange(tmp, directory):
+        return tmp
+    old = _make_temp_dir(directory)
+    os.rmdir(old)
+    os.rename(directory, old)  # readers miss the folder for the moment between these two renames
+    os.rename(tmp, directory)
+    return old
+
+
+def _mount_points() -> set[str]:
+    """The mount points of this process's namespace (bind mounts included), from /proc/self/mountinfo."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    points = set()
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4:
+            points.add(fields[4].encode().decode("unicode_escape"))
+    return points
+
+
+def _fixed_folder(directory: Path) -> bool:
+    """Whether ``directory`` (resolved) cannot be renamed: a mount point, or this process's working folder."""
+    if os.path.ismount(directory) or str(directory) in _mount_points():
+        return True
+    try:
+        return os.path.samefile(directory, os.getcwd())
+    except OSError:
+        return False
+
+
+def _swap_contents(directory: Path, write: Callable[[Path], None], replace: set[str] | None) -> Path:
+    """``write`` into a temporary folder inside ``directory``, then move each entry it wrote into place."""
+    remove_stale_temporaries(directory)
+    tmp = _make_temp_dir(directory, inside=directory)
+    try:
+        _run_writer(write, tmp, directory)
+        _fsync_tree(tmp)
+        written = {entry.name for entry in tmp.iterdir()}
+        for name in sorted(written):
+            leftover = _swap_in(tmp / name, directory / name) if (tmp / name).is_dir() else _replace_file(tmp / name, directory / name)
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+        if replace is None:
+            _remove_others(directory, keep=written)
+        fsync_dir(directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _replace_file(source: Path, target: Path) -> Path:
+    if target.is_dir() and not target.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file name", str(target))
+    os.replace(source, target)
+    return source
+
+
+def _remove_others(directory: Path, keep: set[str]) -> None:
+    """Delete the entries of ``directory`` not in ``keep`` (temporaries and locks of live writers stay)."""
+    for entry in directory.iterdir():
+        if entry.name in keep or _is_temporary(entry.name) or entry.name == ".lock":
+            continue
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()

@@ -24,6 +24,7 @@ __all__ = [
     "DIGITS_MEAN",
     "DIGITS_STD",
     "IMAGE_EXTENSIONS",
+    "image_files",
     "Batch",
     "DataError",
     "DigitsDataset",
@@ -73,6 +74,11 @@ def _walk_files(folder: Path, unreadable: list[str]) -> list[str]:
                 seen_files.add(real)
                 found.append(path)
     return found
+
+
+def image_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Image files anywhere under ``folder``, sorted, each once (links followed, loops entered once)."""
+    return _walk_files(Path(folder), [])
 
 
 def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:

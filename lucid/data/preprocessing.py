@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD, MAX_RESIZE
 from ..core.errors import CheckpointError, DataError
 from .decode import DecodeRandomResizedCrop
 
@@ -55,7 +55,7 @@ class Preprocessing:
             raise bad("", "a dict")
         try:
             size, channels = int(data["image_size"]), int(data["channels"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise bad("image_size" if not _is_int(data.get("image_size")) else "channels", "an int") from None
         if not 8 <= size <= 4096:
             raise bad("image_size", "an int between 8 and 4096")
@@ -67,11 +67,13 @@ class Preprocessing:
             if not isinstance(value, (list, tuple)) or len(value) != channels or not all(_is_finite(v) for v in value):
                 raise bad(key, f"{channels} finite number(s)")
             stats[key] = tuple(float(v) for v in value)
-        if not all(v > 0 for v in stats["std"]):
-            raise bad("std", "positive numbers")
+        if not all(abs(v) <= 1e3 for v in stats["mean"]):
+            raise bad("mean", "numbers between -1000 and 1000 (pixels are in [0, 1])")
+        if not all(1e-4 <= v <= 1e3 for v in stats["std"]):
+            raise bad("std", "numbers between 0.0001 and 1000")
         crop = data.get("crop", 0.875)
-        if not _is_finite(crop) or not 0 < crop <= 1:
-            raise bad("crop", "a number in (0, 1]")
+        if not _is_finite(crop) or not 0 < crop <= 1 or size / crop > MAX_RESIZE:
+            raise bad("crop", f"a number in (0, 1] with image_size / crop at most {MAX_RESIZE} (the resize before the crop)")
         return cls(size, channels, stats["mean"], stats["std"], float(crop))
 
 

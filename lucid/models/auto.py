@@ -8,25 +8,23 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..checkpoints.io import load_file, load_into
-from ..core.errors import CheckpointError, LucidError
+from ..core.checks import describe, parse_json
+from ..core.constants import MAX_BLOCKS  # noqa: F401  (re-exported by the older lucid.models.hub)
+from ..core.errors import CheckpointError, LucidError, OptionError
+from .limits import MAX_PARAMETERS, check_model_size, parameter_limit
 from .modeling_resnet import ResNet, ResNeXt
 from .saving import CONFIG_NAME, FOLDER_KEYS, MODEL_CARD_NAME, WEIGHTS_NAME, config_from_dict, hub_module
 
 __all__ = ["MAX_PARAMETERS", "MODEL_CLASSES", "from_pretrained", "model_from_config"]
 
-# A config read from a file is counted on the meta device first and refused above this size
-# (override with ``max_parameters=`` or the LUCID_MAX_PARAMETERS environment variable).
-MAX_PARAMETERS = 2_000_000_000
-MAX_BLOCKS = 10_000
+MAX_CONFIG_BYTES = 16 * 2**20
 
 # model_type (today's and older spellings) -> the class it builds
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
@@ -45,18 +43,6 @@ def _infer_model_type(data: dict[str, Any], classes: dict[str, type]) -> str | N
         if keys - fixed == {f.name for f in fields if f.init}:
             fitting.add(cls.config_class.model_type)
     return fitting.pop() if len(fitting) == 1 else None
-
-
-def _parameter_limit(max_parameters: int | None) -> int:
-    if max_parameters is not None:
-        return max_parameters
-    text = os.environ.get("LUCID_MAX_PARAMETERS", "")
-    if text:
-        try:
-            return int(float(text))
-        except ValueError:
-            raise CheckpointError(f"LUCID_MAX_PARAMETERS={text!r} is not a number of parameters") from None
-    return MAX_PARAMETERS
 
 
 def model_from_config(data: dict[str, Any], source: str = "config", max_parameters: int | None = None) -> nn.Module:
@@ -79,21 +65,8 @@ def model_from_config(data: dict[str, Any], source: str = "config", max_paramete
         config = config_from_dict(cls.config_class, {**data, "model_type": model_type})
     except LucidError as e:
         raise CheckpointError(f"{source}: {e}") from None
-    _check_size(cls, config, source, _parameter_limit(max_parameters))
+    check_model_size(lambda: cls(config), source, max_parameters, error=CheckpointError)
     return cls(config)
-
-
-def _check_size(cls: type, config: Any, source: str, limit: int) -> None:
-    blocks = sum(config.layers)
-    if blocks > MAX_BLOCKS:
-        raise CheckpointError(f"{source}: layers={list(config.layers)} asks for {blocks:,} blocks, over the limit of {MAX_BLOCKS:,}")
-    with torch.device("meta"):
-        count = sum(p.numel() for p in cls(config).parameters())
-    if count > limit:
-        raise CheckpointError(
-            f"{source}: the config describes a model of {count:,} parameters, over the limit of {limit:,}; "
-            "pass max_parameters=N (or set LUCID_MAX_PARAMETERS=N) if you trust this file"
-        )
 
 
 def _local_folder(path: str | os.PathLike[str], hub_args: dict[str, Any]) -> Path:
@@ -113,6 +86,21 @@ def _local_folder(path: str | os.PathLike[str], hub_args: dict[str, Any]) -> Pat
     return Path(snapshot)
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """The JSON object in the ``config.json`` at ``path``, parsed with the bounds of :func:`~lucid.core.checks.parse_json`."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: {size:,} bytes, more than the {MAX_CONFIG_BYTES:,} a config file may hold")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not UTF-8 text ({e})") from None
+    data = parse_json(text, str(path))
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of config fields, got {describe(data, 40)}")
+    return data
+
+
 def from_pretrained(
     path: str | os.PathLike[str],
     map_location: str = "cpu",
@@ -130,16 +118,18 @@ def from_pretrained(
     ``revision``, ``cache_dir``, ``local_files_only`` and ``endpoint`` are passed on). The
     config is checked before anything is allocated (see :func:`model_from_config`).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise OptionError(f"path must be a model folder or a Hub repository id (a str or path); got {describe(path)}", "path")
+    parameter_limit(max_parameters)  # a bad limit is refused before anything is read
     hub_args = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "endpoint": endpoint}
     directory = _local_folder(path, hub_args)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} here; expected a folder written by save_pretrained()")
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
-    metadata = data.pop("metadata", {}) if isinstance(data, dict) else {}
+    data = read_config(config_path)
+    metadata = data.pop("metadata", {})
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{config_path}: metadata must be a JSON object; got {describe(metadata, 40)}")
     model = model_from_config(data, source=str(config_path), max_parameters=max_parameters)
     load_into(model, load_file(directory / WEIGHTS_NAME, map_location=map_location))
     model.metadata = metadata

@@ -56,6 +56,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         """Build a config from :meth:`to_dict` output; unknown keys are refused by name."""
+        if not isinstance(data, dict):
+            raise ConfigTypeError(f"{cls.__name__}.from_dict needs a dict of config fields; got {describe(data)}")
         data = cls.migrate(dict(data))
         model_type = data.pop("model_type", cls.model_type)
         data.pop("library_name", None)

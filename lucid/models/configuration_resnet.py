@@ -165,8 +165,9 @@ class ResNetConfig(ModelConfig):
         extra = {k: data.pop(k) for k in GROUP_FIELDS if k in data}
         defaults = {"cardinality": 1, "base_width": 64}
         moved = {k: v for k, v in extra.items() if v != defaults[k]}
-        if moved:
-            data["block_args"] = {**moved, **data.get("block_args", {})}
+        args = data.get("block_args") or {}
+        if moved and isinstance(args, dict):  # a block_args of another type is left for validation to refuse
+            data["block_args"] = {**moved, **args}
         return data
 
 
@@ -235,7 +236,10 @@ class ResNeXtConfig(ResNetConfig):
 
 def migrate_block_args(data: dict[str, Any]) -> dict[str, Any]:
     """Older lucid wrote ``se_reduction=r`` (hidden width ``channels // r``) where today's is ``se``/``se_args``."""
-    args = dict(data.get("block_args") or {})
+    args = data.get("block_args") or {}
+    if not isinstance(args, dict):
+        return data  # validation refuses it, naming the field
+    args = dict(args)
     if "se_reduction" in args:
         reduction = args.pop("se_reduction")
         if reduction:

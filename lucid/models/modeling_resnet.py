@@ -55,17 +55,26 @@ def _make_shortcut(in_channels: int, out_channels: int, stride: int, avg_down: b
 
 
 @torch.fx.wrap
-def _check_images(x: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """Refuse input that is not an (N, C, H, W) batch with the configured channels.
+def _check_images(x: torch.Tensor, in_channels: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Refuse input that is not an (N, C, H, W) batch with the configured channels, of the model's ``dtype``
+    (any floating dtype under autocast).
 
     Wrapped for torch.fx so symbolic tracing records this as one call instead of
-    failing on the shape checks.
+    failing on the shape checks; under torch.compile and torch.export the checks read
+    static facts (dtype, rank) and leave nothing in the graph.
     """
     if not isinstance(x, torch.Tensor):
         raise ConfigTypeError(f"expected a torch.Tensor of shape (N, {in_channels}, H, W), got {type(x).__name__}", "input")
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise DataError(
             f"expected input of shape (N, C, H, W) with C={in_channels} channels, got shape {tuple(x.shape)}"
+        )
+    if dtype is not None and x.dtype != dtype and not (x.is_floating_point() and torch.is_autocast_enabled(x.device.type)):
+        raise ConfigTypeError(
+            f"input: got a {str(x.dtype).removeprefix('torch.')} tensor; this model takes {str(dtype).removeprefix('torch.')} images "
+            f"(its parameters' dtype; any float under torch.autocast): convert with x.to({dtype})"
+            + (", after scaling 0-255 pixels to [0, 1] and normalising" if not x.is_floating_point() else ""),
+            "input",
         )
     return x
 
@@ -152,7 +161,7 @@ class ResNet(TimmProtocolMixin, PretrainedMixin, nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map (stride 32, ``num_features`` channels)."""
         if not torch.jit.is_scripting():
-            x = _check_images(x, self.config.in_channels)
+            x = _check_images(x, self.config.in_channels, next(self.parameters()).dtype)
         x = self.maxpool(self.stem(x))
         for name, stage in self.named_children():  # the stages, in order (a loop TorchScript unrolls)
             if name.startswith("layer"):

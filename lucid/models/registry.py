@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from ..core.errors import ConfigError
+from ..core.checks import describe
+from ..core.errors import ConfigError, ConfigTypeError
 
 __all__ = ["register_model", "list_models", "create_model", "get_preset"]
 
@@ -38,6 +39,8 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def get_preset(name: str) -> Callable[..., nn.Module]:
     """The model function registered under ``name``; unknown names get close suggestions."""
+    if not isinstance(name, str):
+        raise ConfigTypeError(f"model must be a preset name such as 'resnet_18'; got {describe(name)}", "model")
     try:
         return _MODEL_FUNCTIONS[name]
     except KeyError:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..checkpoints.io import save_file
+from ..core.errors import OptionError
 from ..core.extras import require
 from ..core.fileio import atomic_folder
 
@@ -44,6 +45,15 @@ def hub_module() -> Any:
     return require("huggingface_hub", "hf", "the Hugging Face Hub")  # extra: hf
 
 
+
+def _config_text(data: dict[str, Any]) -> str:
+    """``config.json`` text; NaN and infinities (which JSON cannot hold) in the metadata are refused by name."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+    except ValueError:
+        raise OptionError("metadata holds NaN or an infinity, which config.json (JSON) cannot store; give finite numbers or None",
+                          "metadata") from None
+
 class PretrainedMixin:
     """Adds :meth:`save_pretrained` and :meth:`push_to_hub` to a model that has a ``config``."""
 
@@ -68,7 +78,7 @@ class PretrainedMixin:
         meta.update(metadata or {})
         if meta:
             data["metadata"] = meta
-        state_dict, config_text = self.state_dict(), json.dumps(data, indent=2) + "\n"
+        state_dict, config_text = self.state_dict(), _config_text(data)
         card = None if (directory / MODEL_CARD_NAME).exists() else model_card(self, meta)
 
         def write(folder: Path) -> None:

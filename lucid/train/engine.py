@@ -40,11 +40,13 @@ from ..data import (
     loader_options,
     open_splits,
 )
+from ..data.split_record import split_record
+from ..models.limits import check_model_size
 from . import distributed, faults, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
 from .epoch import EpochResult, Job, train_one_epoch, warn
 from .evaluation import all_finite, evaluate
-from .rundir import METRICS_NAME, RunFolder, fresh_out_dir
+from .rundir import METRICS_NAME, RunFolder, fresh_out_dir, refuse_if_in_use
 from .runtime import Runtime, resolve_amp, resolve_device, resolve_runtime
 from .sampler import EpochSampler, SeededDataset, set_train_size
 from .state import (
@@ -192,6 +194,8 @@ def _on_main(fn: Any, info: distributed.DistInfo, share: bool = False) -> Any:
 
 def _fit(cfg: TrainConfig, info: distributed.DistInfo, state: dict[str, Any] | None, file: Path | None) -> dict[str, Any]:
     wall_start = time.perf_counter()
+    if info.is_main and cfg.out is not None:
+        refuse_if_in_use(cfg.out)  # before seconds of building data and model
     torch.manual_seed(cfg.seed)  # the model is initialised from the seed; each rank then offsets its RNG
     random.seed(cfg.seed)
     data = build_data(cfg, resumed=state is not None)
@@ -291,8 +295,9 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
                 if key != "epoch" and isinstance(value, (int, float)):
                     writer.add_scalar(key, value, epoch)
         ema = f" ema_val_acc1 {record['ema_val_acc1']:.4f}" if job.ema is not None else ""
+        acc5 = f" val_acc5 {record['val_acc5']:.4f}" if len(data.classes) > 5 else ""  # always 1.0 with 5 classes or fewer
         print(f"epoch {epoch}/{cfg.epochs}: train_loss {record['train_loss']:.4f} val_loss {record['val_loss']:.4f} "
-              f"val_acc1 {record['val_acc1']:.4f} val_acc5 {record['val_acc5']:.4f}{ema} lr {record['lr']:.4g} "
+              f"val_acc1 {record['val_acc1']:.4f}{acc5}{ema} lr {record['lr']:.4g} "
               f"{record['images_per_second']:.0f} img/s {record['epoch_seconds']:.1f}s{' *' if is_best else ''}", flush=True)
     _save_state(job, cfg, data, progress, run)
 
@@ -350,6 +355,8 @@ def _source_data(cfg: TrainConfig, overrides: dict[str, Any], resumed: bool) -> 
         prep = dataclasses.replace(prep, image_size=cfg.eval_size)
         splits.val.transform = eval_transform(prep)
     described = {**splits.description, **{key: value for key, value in options.items() if value is not None}}
+    if described["name"] == "folder":  # lets `lucid eval` rebuild the split and never score training images
+        described["split"] = split_record(cfg.data, cfg.val_split, cfg.seed, splits.val.samples)
     return Data(splits.train, splits.val, splits.classes, prep, overrides, described, train_prep)
 
 
@@ -374,6 +381,7 @@ def build_model(cfg: TrainConfig, overrides: dict[str, Any], load_weights: bool)
     """The preset with its overrides (and, for a new run, the requested pretrained weights)."""
     from ..models import create_model
 
+    check_model_size(lambda: create_model(cfg.model, **overrides), f"{cfg.model} with its config overrides")
     kwargs = dict(overrides)
     if load_weights and cfg.pretrained:
         kwargs["pretrained" if cfg.pretrained is True else "weights"] = cfg.pretrained
@@ -591,13 +599,13 @@ def _announce(cfg: TrainConfig, job: Job, data: Data, progress: Progress) -> Non
     n_params = sum(p.numel() for p in job.model.parameters())
     where = "digits" if cfg.data is None else cfg.data
     print(f"lucid train: {cfg.model} ({n_params / 1e6:.2f}M params, {len(data.classes)} classes) on {where}: "
-          f"{len(data.train)} train / {len(data.val)} val images; {job.runtime.describe()} x{job.info.world_size}; "
-          f"{cfg.epochs} epochs of {job.steps_per_epoch} steps, batch {cfg.batch_size}{' per process' if job.info.enabled else ''}; "
-          f"writing {cfg.out}", flush=True)
-    print(f"train augmentation: {'; '.join(data.transforms['train']) or 'none'}", flush=True)
-    print(f"eval preprocessing: {'; '.join(data.transforms['eval']) or 'none'}", flush=True)
+          f"{len(data.train)} train / {len(data.val)} val images; writing {cfg.out}", flush=True)
+    print(f"  {job.runtime.describe()} x{job.info.world_size}; {cfg.epochs} epochs of {job.steps_per_epoch} steps, "
+          f"batch {cfg.batch_size}{' per process' if job.info.enabled else ''}", flush=True)
+    for what, key in (("train augmentation", "train"), ("eval preprocessing", "eval")):  # one step per line: no line wraps
+        print("\n    ".join([f"  {what}:", *data.transforms[key]] if data.transforms[key] else [f"  {what}: none"]), flush=True)
     if cfg.progressive_resize:
-        print(f"image size per epoch: {', '.join(map(str, job.loader.sampler.sizes))} px", flush=True)
+        print(f"  image size per epoch: {', '.join(map(str, job.loader.sampler.sizes))} px", flush=True)
     if progress.epoch >= cfg.epochs:
         print(f"lucid train: {cfg.out} already finished its {cfg.epochs} epochs", flush=True)
 

@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.extras import require
 from ..core.fileio import atomic_write
 
 __all__ = ["plot_confusion", "plot_curves", "pyplot"]
 
 
 def pyplot() -> Any:
-    """matplotlib.pyplot drawing to files (a ConfigError naming the extra when matplotlib is missing)."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigError("plotting needs matplotlib: pip install 'lucid[plot]'", "plot") from None
+    """matplotlib.pyplot drawing to files (a MissingDependencyError naming the extra when matplotlib is missing)."""
+    matplotlib = require("matplotlib", "plot", "drawing plots (--confusion, lucid plot)")
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
@@ -91,6 +90,6 @@ def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], 
             for j, count in enumerate(row):
                 if count:
                     ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > peak / 2 else "black")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, width=max(24, int(size * 9)))), fontsize=10)  # long titles wrap, never clip
     fig.tight_layout()
     return _save(fig, Path(out))

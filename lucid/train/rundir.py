@@ -18,11 +18,12 @@ from typing import Any
 
 from torch import nn
 
+from ..core.checks import describe, parse_json
 from ..core.errors import CheckpointError, ConfigError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
 
-__all__ = ["LOCK_NAME", "METRICS_NAME", "RunFolder", "fresh_out_dir", "read_metrics", "strict_json"]
+__all__ = ["LOCK_NAME", "METRICS_NAME", "RunFolder", "fresh_out_dir", "read_metrics", "refuse_if_in_use", "strict_json"]
 
 METRICS_NAME = "metrics.jsonl"
 LOCK_NAME = ".lock"
@@ -55,9 +56,9 @@ def read_metrics(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}, line {number}: not JSON ({e})", "run") from None
+                records.append(parse_json(line, f"{path}, line {number}"))  # bounded: depth, digits, no NaN
+            except CheckpointError as e:
+                raise ConfigError(str(e), "run") from None
     return records
 
 
@@ -145,6 +146,10 @@ class RunFolder:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 shown = repr(value) if isinstance(record, dict) else type(record).__name__
                 raise CheckpointError(f"{path}, record {number}: expected an object with an int epoch >= 1, got {shown[:80]}")
+            for key in ("skipped_images", "nonfinite_steps"):  # summed when the run ends
+                count = record.get(key, 0)
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    raise CheckpointError(f"{path}, record {number}: {key} must be an int >= 0, got {describe(count, 40)}")
         return [r for r in records if r["epoch"] <= epoch]
 
     def save_model(self, model: nn.Module, metadata: dict[str, Any], sub: str | None = None) -> None:
@@ -161,17 +166,28 @@ class RunFolder:
             old.unlink()
 
 
-def _lock(path: Path) -> int:
-    """An exclusive, non-blocking lock on ``path/.lock``; a ConfigError when another process holds it."""
+def refuse_if_in_use(path: str | os.PathLike[str]) -> None:
+    """Refuse at once (the ConfigError of :meth:`RunFolder.open`) when another run holds ``path``'s lock; touches nothing."""
+    lock = Path(path) / LOCK_NAME
+    if lock.is_file():
+        os.close(_lock(Path(path), claim=False))
+
+
+def _lock(path: Path, claim: bool = True) -> int:
+    """An exclusive, non-blocking lock on ``path/.lock``; a ConfigError when another process holds it.
+
+    ``claim=False`` only tests the lock of an existing file (the caller closes the descriptor at once).
+    """
     import fcntl
 
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | (os.O_CREAT if claim else 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
         os.close(fd)
         raise ConfigError(f"out: {path} is in use by another lucid train run (pid {holder}); wait for it or choose another --out", "out") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    if claim:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
     return fd
