@@ -17,7 +17,8 @@ from torch import nn
 
 from ..core.checks import check_image_size
 from ..core.errors import ConfigError
-from ..data.folder import DataError, Preprocessing, default_preprocessing
+from ..data.folder import DataError, Preprocessing
+from .preprocessing import resolve_preprocessing
 
 __all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
 
@@ -32,15 +33,19 @@ class Trained:
     class_names: list[str]
     preprocessing: Preprocessing
     dataset: dict[str, Any]
+    note: str = ""  # where the preprocessing came from, when it was not saved with the model
 
 
 def load_trained(path: str | os.PathLike[str], model_name: str | None = None, overrides: dict[str, Any] | None = None,
-                 image_size: int | None = None) -> Trained:
+                 image_size: int | None = None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 preprocess: str | None = None) -> Trained:
     """Load a trained model from a run folder, a ``last.pt``, or a weight file plus ``model_name``.
 
     A run folder or ``last.pt`` already says which architecture it is; a bare weight file needs
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
-    another architecture.
+    another architecture. A model saved without its preprocessing needs ``image_size`` with
+    ``mean``/``std`` or a ``preprocess`` preset, unless it was loaded from published weights
+    (see :func:`~lucid.inference.preprocessing.resolve_preprocessing`).
     """
     from ..core.errors import CheckpointError
     from ..io import load_file, load_into
@@ -79,13 +84,8 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     class_names = [str(c) for c in metadata.get("class_names") or range(num_classes)]
     if len(class_names) != num_classes:
         raise CheckpointError(f"{path}: {len(class_names)} class names saved for a model with {num_classes} classes")
-    if "preprocessing" in metadata:
-        prep = Preprocessing.from_dict(metadata["preprocessing"], source=str(path))
-        if image_size is not None:
-            prep.image_size = image_size
-    else:
-        prep = default_preprocessing(image_size or 224, int(model.config.in_channels))
-    return Trained(model, class_names, prep, dict(metadata.get("dataset") or {}))
+    prep, note = resolve_preprocessing(metadata, int(model.config.in_channels), str(path), image_size, mean, std, preprocess)
+    return Trained(model, class_names, prep, dict(metadata.get("dataset") or {}), note)
 
 
 def _loader_kw(workers: int) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
         fast = optimize_for_inference(model, dtype=torch.int8, calibration=calibration_batches(trained))
     else:
         fast = optimize_for_inference(model, dtype=getattr(torch, dtype))
-    return Trained(fast, trained.class_names, trained.preprocessing, trained.dataset)
+    return Trained(fast, trained.class_names, trained.preprocessing, trained.dataset, trained.note)
 
 
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
