@@ -82,6 +82,7 @@ def _jobs(args: argparse.Namespace, trained: Any) -> list[tuple[str, str]]:
 
     fmt = "torch-export" if args.format == "torch" else args.format
     if fmt != "all":
+        check_combination(fmt, args.dtype or "float32", args.dynamic_size)
         return [(fmt, args.dtype or "float32")]
     dtypes = [args.dtype] if args.dtype else ["float32", *(["int8"] if trained is not None else [])]
     jobs = [(f, d) for d in dtypes for f in EXPORT_FORMATS if refusal(f, d, args.dynamic_size) is None]
