@@ -105,6 +105,7 @@ def test_metadata_reader_refuses_what_is_not_an_artefact_or_is_damaged(tmp_path)
         export.read_metadata(tmp_path / "m.pte")
 
 
+@pytest.mark.slow
 def test_onnx_takes_the_trained_size_and_a_dynamic_batch_and_carries_the_metadata(tmp_path):
     prep = {"image_size": 48, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3, "crop": 1.0}
     model = _tiny(class_names=["a", "b", "c"], preprocessing=prep)
@@ -119,6 +120,7 @@ def test_onnx_takes_the_trained_size_and_a_dynamic_batch_and_carries_the_metadat
         assert torch.allclose(runner(x), model.eval()(x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_dynamic_size_onnx_runs_at_other_sizes(tmp_path):
     model = _tiny().eval()
     runner = export.load_runner(export.to_onnx(model, tmp_path / "m.onnx", input_shape=(1, 3, 32, 32), dynamic_size=True))
@@ -167,8 +169,8 @@ def test_given_preprocessing_is_used(tmp_path, capsys, image):
 
 
 def test_published_weights_preprocessing_is_used_and_said(tmp_path, capsys, image):
-    from lucid.models.presets import PRESETS
     from lucid.inference import load_trained
+    from lucid.models.presets import PRESETS
 
     weights = PRESETS["resnet_50"].weights[1].to_metadata()  # torchvision V2: resize 232, crop 224
     folder = _tiny().save_pretrained(tmp_path / "m", metadata={"class_names": ["a", "b", "c"], "weights": weights})

@@ -142,7 +142,7 @@ def _verify_random(args: argparse.Namespace, model: Any, written: list[dict[str,
         for batch, diff in verify(item["path"], model, format=item["format"]).items():
             item.setdefault("random_images", {})[batch] = diff._asdict()
             if not args.json:
-                print(f"verify {item['format']} batch {batch}: max |diff| {diff.max_abs:.3g}, relative {diff.relative:.3g}")
+                print(f"verify batch {batch}: max |diff| {diff.max_abs:.3g}, relative {diff.relative:.3g} ({item['path']})")
             worst = max(worst, diff.relative) if math.isfinite(diff.relative) else math.inf
     if args.json:
         print(json.dumps({"artefacts": written}))

@@ -2,6 +2,7 @@
 validation images with accuracy and speed per artefact (:func:`verify_artefacts`, :func:`format_table`)."""
 from __future__ import annotations
 
+import copy
 import math
 import os
 import statistics
@@ -140,7 +141,7 @@ def verify_artefacts(model: nn.Module, artefacts: Sequence[tuple[str, str | os.P
 
 def _verify(model: nn.Module, artefacts: Sequence[tuple[str, str | os.PathLike[str]]], batches: Sequence[Batch],
             max_drop: float, batch_sizes: Sequence[int], rounds: int, threads: int) -> list[VerifyRow]:
-    reference = model.float().cpu().eval()
+    reference = copy.deepcopy(model).float().cpu().eval()  # the caller's model keeps its device, dtype and mode
     targets = torch.cat([t for _, t in batches])
 
     def pytorch(x: torch.Tensor) -> torch.Tensor:
