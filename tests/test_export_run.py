@@ -84,7 +84,7 @@ def test_format_all_verify_gives_one_row_per_artefact(run, folder, tmp_path, cap
 
 
 def test_a_row_below_the_accuracy_bound_fails(run, tmp_path, capsys, monkeypatch):
-    from lucid.export import verify as verify_module
+    from lucid.export import verification as verify_module
     from lucid.models import create_model
 
     wrong = create_model("resnet_18", channels=[8, 16, 32, 64], num_classes=3)

@@ -25,7 +25,7 @@ from .onnx import MIN_OPSET, quantize_onnx, to_onnx
 from .openvino import convert_to_openvino, quantize_openvino, to_openvino
 from .program import to_exported_program
 from .runtime import Runner, load_runner
-from .verify import FORMATS, Difference, VerifyRow, format_table, measure_speed, verify, verify_artefacts
+from .verification import FORMATS, Difference, VerifyRow, format_table, measure_speed, verify, verify_artefacts
 from .writer import EXPORT_DTYPES, EXPORT_FORMATS, check_combination, default_path, export_model
 
 __all__ = [

@@ -84,9 +84,10 @@ def _executorch(path: Path, threads: int | None) -> Runner:
         raise CheckpointError(f"{path}: lucid runs float32/float16 ExecuTorch inputs, this program takes ScalarType {meta.dtype()}")
     dtype = _EXECUTORCH_TYPES[meta.dtype()]
     method = program.load_method("forward")
+    largest = meta.sizes()[0]  # memory is planned for this batch at most: larger batches run in chunks
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return method.execute([x.to(dtype)])[0]
+        return torch.cat([method.execute([chunk.to(dtype).contiguous()])[0] for chunk in x.split(largest)])
 
     return Runner(path, "executorch", ["batch", *meta.sizes()[1:]], run)
 
