@@ -160,6 +160,9 @@ def _verify_table(args: argparse.Namespace, model: Any, trained: Any, written: l
     from ..export import format_table, verify_artefacts
     from ..inference.artefacts import validation_batches
 
+    root = Path(args.data or str(trained.dataset.get("path", "")))
+    if trained.dataset.get("name") != "digits" and not (root / "val").is_dir():
+        print(f"note: {root} has no val/ folder: verifying on every image under it (training images included)", file=sys.stderr)
     batches = validation_batches(trained, args.data)
     drop = 1.0 if args.accuracy_drop is None else args.accuracy_drop
     rows = verify_artefacts(model, [(w["dtype"], w["path"]) for w in written], batches, max_drop=drop, threads=args.threads)
