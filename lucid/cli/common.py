@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.constants import AMP_CHOICES, INFERENCE_DTYPES
+from ..core.errors import OptionError
+
 __all__ = [
     "CLIError",
     "Terminated",
@@ -24,7 +27,7 @@ __all__ = [
 ]
 
 
-class CLIError(Exception):
+class CLIError(OptionError):
     """A mistake in the command line, reported as one line."""
 
 
@@ -114,8 +117,8 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preprocess", choices=("imagenet",), default=None,
                    help="named mean/std for a model saved without its preprocessing (with --image-size)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="off", help="autocast for inference (default off: exact fp32)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "int8"), default=None,
+    p.add_argument("--amp", choices=AMP_CHOICES, default="off", help="autocast for inference (default off: exact fp32)")
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default=None,
                    help="run lucid.optimize_for_inference at this number format (int8 calibrates on the model's training images); default: the plain model")
 
 
@@ -123,7 +126,7 @@ def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The trained model, device and autocast dtype the inference options ask for."""
     from ..inference.artefacts import is_artefact
     from ..inference.predict import load_trained, optimized
-    from ..train.runtime import resolve_amp, resolve_device
+    from ..inference.runtime import resolve_amp, resolve_device
 
     if is_artefact(args.checkpoint):
         return _load_artefact_args(args)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..core.constants import MAX_IMAGE_SIZE
-from ..core.errors import ConfigError, ConfigTypeError
+from ..core.errors import OptionError, OptionTypeError
 
 __all__ = [
     "INPUT_NAME",
@@ -40,16 +40,16 @@ MAX_BATCH = 4096
 
 def check_model(model: Any) -> nn.Module:
     """Accept lucid ResNet/ResNeXt models only: the export relies on their config and input contract."""
-    from ..models.resnet import ResNet
+    from ..models.modeling_resnet import ResNet
     from ..optimize import OptimizedModel
 
     if isinstance(model, OptimizedModel):
-        raise ConfigTypeError(
+        raise OptionTypeError(
             "model is an optimize_for_inference() module (fused device kernels, or int8); export the plain model "
             "instead: the export folds BatchNorm itself, and the runtime applies its own fusions and quantization"
         )
     if not isinstance(model, ResNet):
-        raise ConfigTypeError(
+        raise OptionTypeError(
             f"model must be a lucid model (lucid.models.ResNet or ResNeXt, e.g. from lucid.models.create_model), "
             f"got {type(model).__module__}.{type(model).__qualname__}"
         )
@@ -74,18 +74,18 @@ def resolve_shape(model: nn.Module, shape: Sequence[int] | None) -> tuple[int, i
         return (1, channels, size, size)
     dims = tuple(shape)
     if len(dims) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-        raise ConfigError(f"input_shape must be four positive ints (N, C, H, W), got {shape!r}", "input_shape")
+        raise OptionError(f"input_shape must be four positive ints (N, C, H, W), got {shape!r}", "input_shape")
     if dims[1] != channels:
-        raise ConfigError(f"input_shape {dims} has {dims[1]} channels but the model expects in_channels={channels}", "input_shape")
+        raise OptionError(f"input_shape {dims} has {dims[1]} channels but the model expects in_channels={channels}", "input_shape")
     if max(dims[2:]) > MAX_IMAGE_SIZE or dims[0] > MAX_BATCH:
-        raise ConfigError(f"input_shape {dims} is too large: at most batch {MAX_BATCH} and {MAX_IMAGE_SIZE} px", "input_shape")
+        raise OptionError(f"input_shape {dims} is too large: at most batch {MAX_BATCH} and {MAX_IMAGE_SIZE} px", "input_shape")
     return dims  # type: ignore[return-value]
 
 
 def check_dtype(dtype: Any) -> torch.dtype:
     """A floating-point ``torch.dtype``, else a one-line refusal."""
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ConfigTypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}", "dtype")
+        raise OptionTypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}", "dtype")
     return dtype
 
 
@@ -93,7 +93,7 @@ def check_path(path: str | os.PathLike[str], suffix: str) -> Path:
     """The file to write: not a folder."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"path {str(path)!r} is a folder; expected a file name such as model{suffix}", "path")
+        raise OptionError(f"path {str(path)!r} is a folder; expected a file name such as model{suffix}", "path")
     return path
 
 

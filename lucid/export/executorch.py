@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError
+from ..core.errors import OptionError
 from ..core.extras import require
 from ..core.fileio import atomic_write_bytes
 from .common import check_model, check_path, deployable, example, resolve_shape
@@ -56,9 +56,9 @@ def to_executorch(
     shape = resolve_shape(model, input_shape)
     path = check_path(path, ".pte")
     if dtype not in (torch.float32, torch.float16):
-        raise ConfigError(f"ExecuTorch's XNNPACK backend runs float32 or float16 (int8 through calibration), got {dtype}", "dtype")
+        raise OptionError(f"ExecuTorch's XNNPACK backend runs float32 or float16 (int8 through calibration), got {dtype}", "dtype")
     if calibration is not None and dtype != torch.float32:
-        raise ConfigError(f"int8 ExecuTorch quantizes a float32 graph; got dtype={dtype}", "dtype")
+        raise OptionError(f"int8 ExecuTorch quantizes a float32 graph; got dtype={dtype}", "dtype")
     m = deployable(model, dtype)
     x, dynamic_shapes = example(m, shape, dtype, dynamic_batch, max_batch=MAX_BATCH)
     program = torch.export.export(m, (x,), dynamic_shapes=dynamic_shapes)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError
+from ..core.errors import OptionError
 from ..core.extras import require
 from ..core.fileio import atomic_write
 from .common import INPUT_NAME, OUTPUT_NAME, check_dtype, check_model, check_path, deployable, example, resolve_shape
@@ -27,7 +27,7 @@ MIN_OPSET = 18
 def _check_opset(onnx: Any, opset: Any) -> int | None:
     newest = onnx.defs.onnx_opset_version()
     if opset is not None and not (isinstance(opset, int) and MIN_OPSET <= opset <= newest):
-        raise ConfigError(f"opset must be None or an int from {MIN_OPSET} to {newest}, got {opset!r}", "opset")
+        raise OptionError(f"opset must be None or an int from {MIN_OPSET} to {newest}, got {opset!r}", "opset")
     return opset
 
 
@@ -52,7 +52,7 @@ def quantize_onnx(source: str | os.PathLike[str], target: str | os.PathLike[str]
     onnx = require("onnx", "export", "int8 ONNX export")
     quantization = require("onnxruntime.quantization", "export", "int8 ONNX export")
     if not calibration:
-        raise ConfigError("int8 needs calibration images; got none", "calibration")
+        raise OptionError("int8 needs calibration images; got none", "calibration")
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quantization.shape_inference.quant_pre_process(str(source), str(prepared))
@@ -109,7 +109,7 @@ def to_onnx(
     opset = _check_opset(onnx, opset)
     path = check_path(path, ".onnx")
     if calibration is not None and dtype != torch.float32:
-        raise ConfigError(f"int8 ONNX quantizes a float32 graph; got dtype={dtype}", "dtype")
+        raise OptionError(f"int8 ONNX quantizes a float32 graph; got dtype={dtype}", "dtype")
     m = deployable(model, dtype)
     x, dynamic_shapes = example(m, shape, dtype, dynamic_batch, dynamic_size)
     program = torch.onnx.export(

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError
+from ..core.errors import OptionError
 from ..core.extras import require
 from ..core.fileio import atomic_write
 from .common import INPUT_NAME, OUTPUT_NAME, check_model, check_path, deployable, example, resolve_shape
@@ -68,14 +68,14 @@ def quantize_openvino(model: Any, calibration: Sequence[torch.Tensor], validatio
     """
     nncf = require("nncf", "openvino", "OpenVINO int8")
     if not calibration:
-        raise ConfigError("int8 needs calibration images; got none", "calibration")
+        raise OptionError("int8 needs calibration images; got none", "calibration")
     nncf.set_log_level(logging.WARNING)
     data = nncf.Dataset([b.float().numpy() for b in calibration])
     subset = sum(len(b) for b in calibration)
     if max_drop is None:
         return nncf.quantize(model, data, subset_size=subset)
     if not validation:
-        raise ConfigError("accuracy control needs validation images; got none", "validation")
+        raise OptionError("accuracy control needs validation images; got none", "validation")
     return nncf.quantize_with_accuracy_control(
         model, data, nncf.Dataset(list(validation)), validation_fn=_top1, max_drop=max_drop / 100,
         drop_type=nncf.DropType.ABSOLUTE, subset_size=subset,
@@ -105,7 +105,7 @@ def to_openvino(
     shape = resolve_shape(model, input_shape)
     path = check_path(path, ".xml")
     if dtype not in (torch.float32, torch.float16):
-        raise ConfigError(f"OpenVINO files store float32 or float16 weights (int8 through calibration), got {dtype}", "dtype")
+        raise OptionError(f"OpenVINO files store float32 or float16 weights (int8 through calibration), got {dtype}", "dtype")
     converted = convert_to_openvino(model, shape, dynamic_batch, dynamic_size)
     if calibration is not None:
         converted = quantize_openvino(converted, calibration, validation, accuracy_drop)

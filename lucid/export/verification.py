@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError
+from ..core.errors import OptionError
 from .common import check_model, eval_mode, model_device, model_dtype
 from .metadata import ARTEFACT_SUFFIXES, artefact_format, artefact_size
 from .runtime import Runner, load_runner
@@ -50,19 +50,19 @@ def verify(
     """
     check_model(model)
     if format not in FORMATS:
-        raise ConfigError(f"format must be one of {FORMATS}, got {format!r}", "format")
+        raise OptionError(f"format must be one of {FORMATS}, got {format!r}", "format")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(2, "no such file to verify", str(path))
     if artefact_format(path) != {"torch": "torch-export"}.get(format, format):
-        raise ConfigError(f"{path} is a {artefact_format(path)} file, not {format}", "format")
+        raise OptionError(f"{path} is a {artefact_format(path)} file, not {format}", "format")
     runner = load_runner(path)
     generator = torch.Generator().manual_seed(seed)
     results: dict[int, Difference] = {}
     with eval_mode(model) as m, torch.no_grad():
         for n in batch_sizes:
             if isinstance(runner.input_shape[0], int) and runner.input_shape[0] != n:
-                raise ConfigError(f"{path} was exported for batch {runner.input_shape[0]} only; cannot verify batch {n}", "batch_sizes")
+                raise OptionError(f"{path} was exported for batch {runner.input_shape[0]} only; cannot verify batch {n}", "batch_sizes")
             x = torch.randn((n, *runner.input_shape[1:]), generator=generator)
             ref = m(x.to(device=model_device(m), dtype=model_dtype(m))).float().cpu()
             diff = (runner(x) - ref).abs().max().item()
@@ -129,7 +129,7 @@ def verify_artefacts(model: nn.Module, artefacts: Sequence[tuple[str, str | os.P
     """
     check_model(model)
     if not batches:
-        raise ConfigError("verification needs validation images; got none", "batches")
+        raise OptionError("verification needs validation images; got none", "batches")
     threads = threads or torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError, OptionError
+from ..core.errors import OptionError
 from .executorch import to_executorch
 from .onnx import to_onnx
 from .openvino import Batch, to_openvino
@@ -73,7 +73,7 @@ def export_model(model: nn.Module, fmt: str, path: str | os.PathLike[str], dtype
     """
     check_combination(fmt, dtype, dynamic_size)
     if (dtype == "int8") != (calibration is not None):
-        raise ConfigError("calibration images go with dtype int8, and int8 needs them", "calibration")
+        raise OptionError("calibration images go with dtype int8, and int8 needs them", "calibration")
     if accuracy_drop is not None and (fmt, dtype) != ("openvino", "int8"):
         raise OptionError("--accuracy-drop applies to --format openvino --dtype int8 (NNCF's accuracy control)", "accuracy_drop")
     if opset is not None and fmt != "onnx":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..core.checks import check_image_size
-from ..core.constants import MAX_IMAGE_SIZE
+from ..core.constants import AMP_CHOICES, MAX_IMAGE_SIZE, NONFINITE_CHOICES, OPTIMIZER_CHOICES, SCHEDULE_CHOICES
 from ..core.errors import ConfigError, ConfigTypeError
 
 __all__ = ["DIGITS_MODEL_DEFAULTS", "FOLDER_MODEL_DEFAULTS", "MAX_IMAGE_SIZE", "MAX_SEED", "TrainConfig", "check_finite_overrides", "check_image_size"]
@@ -68,20 +68,20 @@ class TrainConfig:
     epochs: int = _opt(8, "passes over the training images", "optimisation")
     batch_size: int = _opt(64, "images per step and process", "optimisation")
     grad_accum: int = _opt(1, "batches whose gradients are summed before each optimizer step", "optimisation", metavar="N")
-    opt: str = _opt("adamw", "AdamW, or SGD with (Nesterov) momentum", "optimisation", choices=("sgd", "adamw"))
+    opt: str = _opt("adamw", "AdamW, or SGD with (Nesterov) momentum", "optimisation", choices=OPTIMIZER_CHOICES)
     lr: float | None = _opt(None, "peak learning rate (adamw: 0.002, sgd: 0.1)", "optimisation")
     momentum: float = _opt(0.9, "SGD momentum", "optimisation")
     nesterov: bool = _opt(True, "Nesterov momentum for SGD", "optimisation")
     weight_decay: float | None = _opt(None, "on weights only, never on norms/biases (adamw: 0.05, sgd: 5e-4)", "optimisation")
-    sched: str = _opt("cosine", "learning-rate schedule after the warm-up: cosine decay, x0.1 at 1/2 and 3/4 of the run, or x0.1 when val_acc1 stops improving", "optimisation", choices=("cosine", "step", "plateau"))
+    sched: str = _opt("cosine", "learning-rate schedule after the warm-up: cosine decay, x0.1 at 1/2 and 3/4 of the run, or x0.1 when val_acc1 stops improving", "optimisation", choices=SCHEDULE_CHOICES)
     warmup_epochs: float = _opt(1.0, "linear warm-up before the schedule", "optimisation")
     label_smoothing: float = _opt(0.1, "label smoothing of the targets", "optimisation")
     bce_loss: bool = _opt(False, "binary cross-entropy per class (as timm's --bce-loss) instead of softmax cross-entropy", "optimisation")
     clip_grad: float | None = _opt(None, "clip the global gradient norm (default off)", "optimisation", metavar="NORM")
     model_ema: bool = _opt(False, "keep an exponential moving average of the weights, validated and saved in OUT/ema", "optimisation")
     model_ema_decay: float = _opt(0.998, "EMA decay per optimizer step", "optimisation")
-    on_nonfinite: str = _opt("stop", "a NaN/inf loss: stop the run, or skip that step and count it", "optimisation", choices=("stop", "skip"))
-    amp: str = _opt("auto", "mixed precision (auto: bf16 where the hardware runs it natively; fp16 adds a gradient scaler, CUDA only)", "speed and devices", choices=("auto", "bf16", "fp16", "off"))
+    on_nonfinite: str = _opt("stop", "a NaN/inf loss: stop the run, or skip that step and count it", "optimisation", choices=NONFINITE_CHOICES)
+    amp: str = _opt("auto", "mixed precision (auto: bf16 where the hardware runs it natively; fp16 adds a gradient scaler, CUDA only)", "speed and devices", choices=AMP_CHOICES)
     channels_last: bool | None = _opt(None, "channels-last memory format (default: per device)", "speed and devices")
     compile: bool | None = _opt(None, "torch.compile the model (default: on CUDA for runs of at least 1,000,000 images, else off)", "speed and devices")
     fused_optimizer: bool | None = _opt(None, "single-kernel optimizer step (default: per device)", "speed and devices")
@@ -126,8 +126,8 @@ class TrainConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}", name)
-        for name, allowed in (("opt", ("sgd", "adamw")), ("amp", ("auto", "bf16", "fp16", "off")), ("sched", ("cosine", "step", "plateau")),
-                              ("on_nonfinite", ("stop", "skip")), ("auto_augment", (None, *AUTO_AUGMENT))):
+        for name, allowed in (("opt", OPTIMIZER_CHOICES), ("amp", AMP_CHOICES), ("sched", SCHEDULE_CHOICES),
+                              ("on_nonfinite", NONFINITE_CHOICES), ("auto_augment", (None, *AUTO_AUGMENT))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(str(a) for a in allowed)}, got {getattr(self, name)!r}", name)
         for name in ("image_size", "eval_size"):

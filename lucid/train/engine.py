@@ -444,7 +444,7 @@ def _write_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run
 
 def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, file: Path) -> Progress:
     """Load a saved state into the job, checking all of it before the first step; the Progress it had reached."""
-    from ..io import load_into
+    from ..checkpoints.io import load_into
 
     check_state(state, file, job.epochs)
     _load_part(file, "model", lambda: load_into(job.model, state["model"]))
@@ -504,7 +504,7 @@ def _load_schedule(schedule: recipe.Schedule, state: dict[str, Any]) -> None:
 
 def _checked_run(run: RunFolder | None, state: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
     """The metric records of the epochs done; the saved best model(s) must be readable."""
-    from ..io import load_file
+    from ..checkpoints.io import load_file
 
     if run is None:
         return []

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.console import warn
 from . import distributed, faults
 from .recipe import Schedule
 from .runtime import Runtime
@@ -17,11 +18,6 @@ from .sampler import EpochSampler
 from .step import NonFiniteLossError, train_step
 
 __all__ = ["EpochResult", "Job", "train_one_epoch", "warn"]
-
-
-def warn(message: str) -> None:
-    """A warning line on stderr."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass

@@ -153,7 +153,7 @@ class RunFolder:
 
     def save_checkpoint(self, state_dict: dict[str, Any], epoch: int, keep: int) -> None:
         """``checkpoints/epoch-N.safetensors`` for this epoch; only the last ``keep`` are kept."""
-        from ..io import save_file
+        from ..checkpoints.io import save_file
 
         folder = self.path / CHECKPOINTS
         save_file(state_dict, folder / f"epoch-{epoch:04d}.safetensors")
