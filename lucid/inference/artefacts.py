@@ -14,7 +14,7 @@ from torch import nn
 
 from ..core.errors import CheckpointError, DataError
 from ..export import ARTEFACT_SUFFIXES, Runner, load_runner, read_metadata
-from .predict import Trained, _digits_split
+from .predict import Trained, digits_split
 from .preprocessing import resolve_preprocessing
 
 __all__ = ["ArtefactModel", "is_artefact", "load_artefact", "validation_batches"]
@@ -96,7 +96,7 @@ def validation_batches(trained: Trained, data: str | os.PathLike[str] | None = N
     from ..data.folder import ImageFileDataset, collate_skipping, digits_splits, eval_transform, scan_class_folders
 
     if data is None and trained.dataset.get("name") == "digits":
-        _, dataset, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+        _, dataset, _, _ = digits_splits(trained.preprocessing.image_size, *digits_split(trained), augment=False)
     else:
         root = _folder_root(trained, data)
         root = root / "val" if (root / "val").is_dir() else root

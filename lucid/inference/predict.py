@@ -125,12 +125,12 @@ def evaluate_folder(trained: Trained, data: str | os.PathLike[str], *, device: t
 def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
                     batch_size: int = 128, confusion: bool = False) -> dict[str, Any]:
     """Accuracy on the validation split of the digits the model was trained on (same seed and fraction)."""
-    _, val, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+    _, val, _, _ = digits_splits(trained.preprocessing.image_size, *digits_split(trained), augment=False)
     loader = DataLoader(val, batch_size=batch_size, shuffle=False, **_loader_kw(0))
     return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
 
 
-def _digits_split(trained: Trained) -> tuple[float, int]:
+def digits_split(trained: Trained) -> tuple[float, int]:
     """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")
@@ -144,7 +144,7 @@ def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32
     """``batches`` batches of (at most ``batch_size``) training images of the model, preprocessed as for
     evaluation, to calibrate int8."""
     if trained.dataset.get("name") == "digits":
-        train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+        train, _, _, _ = digits_splits(trained.preprocessing.image_size, *digits_split(trained), augment=False)
         images = [train[i][0] for i in range(min(len(train), batches * batch_size))]
     else:
         root = Path(str(trained.dataset.get("path", "")))
