@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_train import COLOURS, TINY_ARGS, write_png_folder
+from helpers import COLOURS, TINY_ARGS, write_png_folder
 
 from lucid.cli import main
 

@@ -37,10 +37,6 @@ LOADED_BY_MODELS = {"core", "nn", "checkpoints", "models"}
 # Imports inside functions that are still to be moved to module level (or behind
 # lucid.core.extras.require). Each entry is (module, what it imports); shrink this list, never grow it.
 FUNCTION_IMPORTS_TO_MOVE = {
-    # lucid/export.py
-    ("lucid.export", "lucid.models.modeling_resnet"),
-    ("lucid.export", "lucid.optimize"),
-    ("lucid.export", "numpy"),
     # lucid/optimize/
     ("lucid.optimize", "lucid.models.modeling_resnet"),
     ("lucid.optimize", "lucid.optimize.quantize"),

@@ -181,7 +181,8 @@ def test_bad_arguments_and_checkpoints_fail_in_one_line(trained: Path, folder: P
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     one_line_error(capsys, ["predict", str(tmp_path / "junk.pt"), str(folder / "val" / "red" / "0.png")], "junk.pt")
     # A bare weight file records no training data: --data is needed.
-    one_line_error(capsys, ["eval", str(trained / "model.safetensors"), *TINY_ARGS, "--set", "num_classes=3"], "--data")
+    one_line_error(capsys, ["eval", str(trained / "model.safetensors"), *TINY_ARGS, "--set", "num_classes=3",
+                            "--image-size", "32", "--preprocess", "imagenet"], "--data")
     one_line_error(capsys, ["eval", str(trained), "--split", "val", "--data", str(tmp_path)], "--split val", "--split all")
 
 

@@ -128,10 +128,16 @@ def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> An
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     """The options ``eval`` and ``predict`` share: the model, its input size, device and number format."""
-    p.add_argument("checkpoint", metavar="OUT_OR_CHECKPOINT", help="a lucid train output folder, its last.pt, or a weight file (with --model)")
+    p.add_argument("checkpoint", metavar="OUT_OR_CHECKPOINT",
+                   help="a lucid train output folder, its last.pt, a weight file (with --model), or an exported model (.onnx, .xml, .pte, .pt2)")
     p.add_argument("--model", default=None, help="preset of a bare weight file")
     add_set(p, "config fields of a bare weight file's preset")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="input resolution (default: the one saved with the model)")
+    p.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
+                   help="per-channel mean, for a model saved without its preprocessing (with --image-size and --std)")
+    p.add_argument("--std", type=float, nargs="+", default=None, metavar="S", help="per-channel std (see --mean)")
+    p.add_argument("--preprocess", choices=("imagenet",), default=None,
+                   help="named mean/std for a model saved without its preprocessing (with --image-size)")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=AMP_CHOICES, default="off", help="autocast for inference (default off: exact fp32)")
     p.add_argument("--dtype", choices=INFERENCE_DTYPES, default=None,
@@ -140,13 +146,17 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
 
 def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The trained model, device and autocast dtype the inference options ask for."""
+    from ..inference.artefacts import is_artefact
     from ..inference.predict import load_trained, optimized
     from ..inference.runtime import resolve_amp, resolve_device
     from ..models.limits import check_input_memory
 
+    if is_artefact(args.checkpoint):
+        return _load_artefact_args(args)
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
-    trained = load_trained(args.checkpoint, args.model, parse_set(args.set), args.image_size)
+    trained = load_trained(args.checkpoint, args.model, parse_set(args.set), args.image_size, args.mean, args.std, args.preprocess)
+    _say_where_preprocessing_came_from(trained)
     size = trained.preprocessing.image_size
     shape = (getattr(args, "batch_size", 1), trained.preprocessing.channels, size, size)
     check_input_memory(trained.model, shape, "--batch-size and --image-size", device)
@@ -157,3 +167,26 @@ def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         if trained.calibration_images is not None:
             print(f"int8: calibrated on {trained.calibration_images} training image(s) of the model", file=sys.stderr)
     return trained, device, amp
+
+
+def _load_artefact_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """An exported model in its own runtime (on the CPU, at the number format it was exported in)."""
+    import torch
+
+    from ..inference.artefacts import load_artefact
+
+    for option, value in (("--model", args.model), ("--set", args.set), ("--dtype", args.dtype)):
+        if value:
+            raise CLIError(f"{option} does not apply to an exported model ({args.checkpoint}): it is fixed when exporting")
+    if args.amp != "off":
+        raise CLIError(f"--amp does not apply to an exported model ({args.checkpoint}): it runs at the dtype it was exported in")
+    if args.device not in ("auto", "cpu"):
+        raise CLIError(f"--device {args.device}: exported models run on the CPU in their own runtime")
+    trained = load_artefact(args.checkpoint, args.image_size, args.mean, args.std, args.preprocess)
+    _say_where_preprocessing_came_from(trained)
+    return trained, torch.device("cpu"), None
+
+
+def _say_where_preprocessing_came_from(trained: Any) -> None:
+    if trained.note:
+        print(f"note: {trained.note}", file=sys.stderr)

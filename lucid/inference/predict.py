@@ -30,7 +30,6 @@ from ..data.folder import (
     Preprocessing,
     collate_skipping,
     decode_image_file,
-    default_preprocessing,
     digits_splits,
     eval_transform,
     image_files,
@@ -40,6 +39,7 @@ from ..models.auto import model_from_config
 from ..models.saving import CONFIG_NAME
 from ..optimize import optimize_for_inference
 from .evaluation import evaluate
+from .preprocessing import resolve_preprocessing
 from .selection import digits_selection, folder_selection
 
 __all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "evaluate_recorded", "load_trained", "optimized", "predict_images"]
@@ -56,16 +56,20 @@ class Trained:
     class_names: list[str]
     preprocessing: Preprocessing
     dataset: dict[str, Any]
+    note: str = ""  # where the preprocessing came from, when it was not saved with the model
     calibration_images: int | None = None  # how many images calibrated an int8 model
 
 
 def load_trained(path: str | os.PathLike[str], model_name: str | None = None, overrides: dict[str, Any] | None = None,
-                 image_size: int | None = None) -> Trained:
+                 image_size: int | None = None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 preprocess: str | None = None) -> Trained:
     """Load a trained model from a run folder, a ``last.pt``, or a weight file plus ``model_name``.
 
     A run folder or ``last.pt`` already says which architecture it is; a bare weight file needs
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
-    another architecture.
+    another architecture. A model saved without its preprocessing needs ``image_size`` with
+    ``mean``/``std`` or a ``preprocess`` preset, unless it was loaded from published weights
+    (see :func:`~lucid.inference.preprocessing.resolve_preprocessing`).
     """
     path = Path(path)
     if image_size is not None:
@@ -101,13 +105,8 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     class_names = list(saved)
     if len(class_names) != num_classes:
         raise CheckpointError(f"{path}: {len(class_names)} class names saved for a model with {num_classes} classes")
-    if "preprocessing" in metadata:
-        prep = Preprocessing.from_dict(metadata["preprocessing"], source=str(path))
-        if image_size is not None:
-            prep.image_size = image_size
-    else:
-        prep = default_preprocessing(image_size or 224, int(model.config.in_channels))
-    return Trained(model, class_names, prep, dict(metadata.get("dataset") or {}))
+    prep, note = resolve_preprocessing(metadata, int(model.config.in_channels), str(path), image_size, mean, std, preprocess)
+    return Trained(model, class_names, prep, dict(metadata.get("dataset") or {}), note)
 
 
 def _loader_kw(workers: int) -> dict[str, Any]:
@@ -145,7 +144,7 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
                     batch_size: int = 128, confusion: bool = False, split: str | None = None) -> dict[str, Any]:
     """Accuracy on the digits the model was trained on: its validation split (same seed and fraction) by default."""
     described = digits_selection(trained.dataset, split)
-    train, val, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+    train, val, _, _ = digits_splits(trained.preprocessing.image_size, *digits_split(trained), augment=False)
     dataset = {"val": val, "train": train, "all": ConcatDataset([train, val])}[split or "val"]
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(0))
     return {**_run_eval(trained, loader, device, amp_dtype, channels_last, confusion), "images": described}
@@ -184,7 +183,7 @@ def _recorded_source(trained: Trained) -> Source:
     return open_source(str(trained.dataset["path"]), **options)
 
 
-def _digits_split(trained: Trained) -> tuple[float, int]:
+def digits_split(trained: Trained) -> tuple[float, int]:
     """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")
@@ -204,7 +203,7 @@ def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32
     """
     limit = batches * batch_size
     if trained.dataset.get("name") == "digits":
-        train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
+        train, _, _, _ = digits_splits(trained.preprocessing.image_size, *digits_split(trained), augment=False)
         images = [train[i][0] for i in range(0, len(train), max(1, len(train) // limit))][:limit]
     else:
         dataset = _training_dataset(trained)
@@ -250,7 +249,7 @@ def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
         fast = optimize_for_inference(model, dtype=torch.int8, calibration=batches, calibration_batches=len(batches))
     else:
         fast = optimize_for_inference(model, dtype=getattr(torch, dtype))
-    return Trained(fast, trained.class_names, trained.preprocessing, trained.dataset, calibration_images=used)
+    return Trained(fast, trained.class_names, trained.preprocessing, trained.dataset, trained.note, calibration_images=used)
 
 
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
