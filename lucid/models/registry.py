@@ -96,6 +96,8 @@ def build_preset(preset: Preset, num_classes: int, kwargs: dict[str, Any]) -> nn
         kwargs["block_args"] = {**preset.block_args, **kwargs["block_args"]}
     config = config_class(**{**preset.config, "num_classes": num_classes, **kwargs})
     model = preset.model(config)
+    if preset.weights:  # what pretrained_cfg describes until weights are loaded: the default (last) ones, as in timm
+        model.default_weights = preset.weights[-1].to_metadata()
     if pretrained or weights is not None:
         _load_weights(model, preset.name, weights)
     return model
