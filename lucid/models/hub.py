@@ -20,6 +20,7 @@ from torch import nn
 from ..core.errors import CheckpointError, LucidError
 from ..core.fileio import atomic_folder
 from ..io import load_file, load_into, save_file
+from .foreign import first_foreign_part
 
 __all__ = [
     "CONFIG_NAME",
@@ -71,6 +72,12 @@ class PretrainedMixin:
         itself when copied on its own. A ``README.md`` already in the folder is kept.
         """
         assert isinstance(self, nn.Module)
+        foreign = first_foreign_part(self, hooks=False)
+        if foreign is not None:
+            raise CheckpointError(
+                f"save_pretrained: the model holds {foreign}, which a lucid folder (config and plain weights) cannot carry; "
+                "save the model before quantizing or wrapping it, or export the result with the tool that made it"
+            )
         directory = Path(directory)
         data = self.config.to_dict()  # refuses configs that cannot be JSON (custom block classes)
         meta = dict(getattr(self, "metadata", {}) or {})

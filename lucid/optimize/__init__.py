@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.errors import OptionError
+from ..models.foreign import first_foreign_part
 from . import graph
 from .folding import fold_batchnorm
 from .memory import retain_freed_memory
@@ -80,6 +82,13 @@ def _check_arguments(
             "optimize_for_inference expects a lucid ResNet/ResNeXt model (lucid.models.create_model or "
             f"from_pretrained), got {type(model).__module__}.{type(model).__qualname__}; "
             "load other checkpoints into a lucid model first (lucid.weights)"
+        )
+    foreign = first_foreign_part(model)
+    if foreign is not None:
+        raise OptionError(
+            f"optimize_for_inference: the model holds {foreign}, which the optimized copy would drop or mis-run; "
+            "optimize the plain lucid model (before quantizing, wrapping or hooking it)",
+            "model",
         )
     for name, flag in (("compile", compile), ("cuda_graph", cuda_graph), ("retain_memory", retain_memory)):
         if not isinstance(flag, bool):
