@@ -4,7 +4,9 @@ After :func:`register`, ``timm.create_model("lucid_resnext_50_32x4d", pretrained
 num_classes=10)`` builds lucid's model, and timm's own scripts (``train.py``, ``validate.py``,
 ``benchmark.py``) take ``--model lucid_...``. timm has no plugin hook, so ``register()`` must
 run in the process before the name is looked up: call it in your own script, or start timm's
-scripts through a wrapper that calls it first (the inference guide shows one).
+scripts through a one-line wrapper that calls it first::
+
+    python -c "import runpy, sys; from lucid.integrations.timm import register; register(); sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')" validate.py DATA --model lucid_resnet_18
 
 Each published weight of a preset is registered as a timm tag (``lucid_resnet_50.imagenet1k_v2``),
 so ``timm.list_models("lucid_*", pretrained=True)`` lists them and ``timm.models.get_pretrained_cfg``
