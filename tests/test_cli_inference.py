@@ -38,7 +38,7 @@ def test_float32_and_bfloat16_match_the_plain_model(trained: tuple[Path, Path], 
 
 def test_int8_calibrates_on_the_training_images_or_says_it_is_unavailable(trained: tuple[Path, Path], capsys, monkeypatch) -> None:
     import lucid
-    from lucid.train import predict
+    from lucid.inference import predict
 
     out, folder = trained
     if "calibration" not in inspect.signature(lucid.optimize_for_inference).parameters:
