@@ -86,7 +86,7 @@ def test_int8_through_nncf_keeps_accuracy(trained) -> None:
     agreement = (out.argmax(1) == ref.argmax(1)).float().mean().item()
     # per-tensor int8 activations cost this 8-channel, 16-pixel model more than a full-size one
     assert abs(acc_int8 - acc_fp32) <= 0.03 and agreement >= 0.94, (acc_fp32, acc_int8, agreement)
-    rel = ((out - ref).abs().max() / ref.abs().max()).item()
-    assert 1e-4 < rel < 0.2, rel  # quantization error is present (it really is int8) but small
+    rel = ((out - ref).abs().mean() / ref.abs().mean()).item()
+    assert 1e-3 < rel < 0.2, rel  # quantization error is present (it really is int8) but small on average
     ops = {op.get_type_name() for op in to_openvino(model, val_images[:1], calibration=calibration[:1]).get_ops()}
     assert "FakeQuantize" in ops  # NNCF's int8 quantizers, which OpenVINO's CPU plugin runs as int8 kernels
