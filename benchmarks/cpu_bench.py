@@ -14,8 +14,10 @@ comparison and a summary of the ratios:
 ``--scaling`` instead prints how throughput grows with work: lucid against the runtimes at each
 of ``--batches`` x ``--sizes`` x ``--models`` x ``--dtypes``.
 
-Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--threads N] [--lucid-backends onednn-graph,onednn-fused] [--only infer-fp32,infer-bf16,infer-int8,train] [--json OUT]``
+Usage: ``python benchmarks/cpu_bench.py [--batch-size 8] [--rounds 10] [--threads N] [--lucid-backends onednn-graph,onednn-fused] [--only infer-fp32,infer-bf16,infer-int8,train] [--json OUT] [--result NAME]``
        ``python benchmarks/cpu_bench.py --scaling [--batches 1,8,32] [--sizes 160,224,288] [--models resnext_50_32x4d,resnext_101_32x8d] [--dtypes float32,bfloat16,int8]``
+
+The output goes to the terminal and to ``benchmarks/results/NAME.log`` (``--result``) under a header.
 """
 from __future__ import annotations
 
@@ -26,11 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import _results
+import torch
 
-import torch  # noqa: E402
-
-from lucid.benchmark import (  # noqa: E402
+from lucid.benchmark import (
     format_scaling,
     format_table,
     infer_contenders,
@@ -40,9 +41,9 @@ from lucid.benchmark import (  # noqa: E402
     scaling_rows,
     train_contenders,
 )
-from lucid.core.fileio import atomic_write  # noqa: E402
-from lucid.models import create_model  # noqa: E402
-from lucid.optimize import FLOAT_BACKENDS, INT8_BACKENDS, RUNTIME_BACKENDS  # noqa: E402
+from lucid.core.fileio import atomic_write
+from lucid.models import create_model
+from lucid.optimize import FLOAT_BACKENDS, INT8_BACKENDS, RUNTIME_BACKENDS
 
 RUNS = {
     "infer-fp32": lambda name, m, kw: infer_contenders(name, m, dtype=torch.float32, **kw),
@@ -78,10 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sizes", default="160,224,288")
     s.add_argument("--models", default="resnext_50_32x4d,resnext_101_32x8d")
     s.add_argument("--dtypes", default="float32,bfloat16,int8")
+    _results.add_result_option(p, "cpu_bench")
     return p
 
 
-def _comparisons(args: argparse.Namespace, record: dict) -> None:
+def _comparisons(args: argparse.Namespace, record: dict, figures: list[str]) -> None:
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = sorted(set(wanted) - set(RUNS))
     if unknown:
@@ -103,12 +105,19 @@ def _comparisons(args: argparse.Namespace, record: dict) -> None:
         print(f"\n## {what} ({rounds} rounds, {time.perf_counter() - start:.0f} s)\n")
         print(format_table(results), flush=True)
         summary += ratio_lines(what, results)
+        figures += ratio_lines(what, _default_lucid_row(results))
         record["runs"][what] = [r.to_dict() for r in results]
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))
 
 
-def _scaling(args: argparse.Namespace, record: dict) -> None:
+def _default_lucid_row(results: list) -> list:
+    """The peers and the first lucid row (lucid's default, or the first of ``--lucid-backends``)."""
+    first = next(r for r in results if not r.peer)
+    return [first, *(r for r in results if r.peer)]
+
+
+def _scaling(args: argparse.Namespace, record: dict, figures: list[str]) -> None:
     rows = []
     files = tempfile.TemporaryDirectory(prefix="lucid-scaling-")  # each size's ONNX files, removed at exit
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
@@ -121,16 +130,16 @@ def _scaling(args: argparse.Namespace, record: dict) -> None:
         )
         print(format_scaling(rows), flush=True)
     record["scaling"] = rows
+    figures.append(f"{len(rows)} cells: lucid's img/s over OpenVINO's and ONNX Runtime's per model, size, batch and dtype")
 
 
 def main() -> int:
     args = _parser().parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    print(f"# {machine_summary(args.device)}")
-    print(f"# command: python {' '.join(sys.argv)}")
     record: dict[str, object] = {"machine": machine_summary(args.device), "argv": sys.argv, "runs": {}}
-    (_scaling if args.scaling else _comparisons)(args, record)
+    with _results.recording(args.result, args.device) as figures:
+        (_scaling if args.scaling else _comparisons)(args, record, figures)
     if args.json:
         atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return 0

@@ -2,7 +2,8 @@
 
 Each set runs as its own ``lucid train`` process; the script prints its wall time, the CPU time
 it used (user + system, which a busy machine inflates less than the wall time), the best
-``val_acc1`` and its epoch. Run it on an idle machine for figures that compare with the README:
+``val_acc1`` and its epoch, and writes the same to ``benchmarks/results/NAME.log`` (``--result``,
+default ``digits_main_job``) under a header. Run it on an idle machine:
 
     python benchmarks/digits_main_job.py ""                                # the defaults
     python benchmarks/digits_main_job.py "--epochs 15 --image-size 32" "--epochs 12 --image-size 24"
@@ -18,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _results
 
 
 def run(options: str) -> dict:
@@ -40,8 +43,14 @@ def run(options: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("options", nargs="+", help="one quoted string of lucid train options per run ('' for the defaults)")
-    for options in parser.parse_args().options:
-        print(json.dumps(run(options)), flush=True)
+    _results.add_result_option(parser, "digits_main_job")
+    args = parser.parse_args()
+    with _results.recording(args.result) as figures:
+        for options in args.options:
+            result = run(options)
+            print(json.dumps(result), flush=True)
+            figures.append(f"{result['options']}: {result['wall_s']} s wall, best val_acc1 {result['best_val_acc1']:.4f} "
+                           f"(epoch {result['best_epoch']} of {result['epochs']})")
 
 
 if __name__ == "__main__":

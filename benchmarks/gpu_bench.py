@@ -10,8 +10,10 @@ Rows:
 * training step: torchvision eager bf16-autocast channels-last; lucid ``train_step`` with
   ``fast_defaults`` eager and compiled (what ``lucid train`` runs on CUDA for runs of 1,000,000+ images, or with ``--compile``).
 
-Usage: ``python benchmarks/gpu_bench.py [--batch-size 256] [--rounds 10] [--no-compile] [--json OUT]``;
-``--dry-run`` runs every non-compiled row on the CPU at a tiny size to check the script itself.
+Usage: ``python benchmarks/gpu_bench.py [--batch-size 256] [--rounds 10] [--no-compile] [--json OUT] [--result NAME]``;
+``--dry-run`` runs every non-compiled row on the CPU at a tiny size to check the script itself (and
+writes no result file unless ``--result`` is given). The output also goes to
+``benchmarks/results/NAME.log`` (default ``gpu_bench``) under a header.
 """
 from __future__ import annotations
 
@@ -19,13 +21,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import _results
+import torch
 
-import torch  # noqa: E402
-
-from lucid.benchmark import (  # noqa: E402
+from lucid.benchmark import (
     Contender,
     describe,
     format_table,
@@ -39,8 +39,8 @@ from lucid.benchmark import (  # noqa: E402
     peer_train,
     ratio_lines,
 )
-from lucid.core.fileio import atomic_write  # noqa: E402
-from lucid.models import create_model  # noqa: E402
+from lucid.core.fileio import atomic_write
+from lucid.models import create_model
 
 BF16 = torch.bfloat16
 
@@ -89,8 +89,10 @@ def main() -> int:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (they take most of the run)")
     p.add_argument("--dry-run", action="store_true", help="CPU, batch 2, 64x64, 1 round, no compile: checks the script runs")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every timing to this JSON file")
+    _results.add_result_option(p, "gpu_bench")
     args = p.parse_args()
     if args.dry_run:
+        args.result = "-" if "--result" not in sys.argv else args.result
         device = torch.device("cpu")
         args.batch_size, args.image_size, args.warmup, args.rounds, args.no_compile = 2, 64, 1, 1, True
     elif not torch.cuda.is_available():
@@ -98,11 +100,17 @@ def main() -> int:
     else:
         device = torch.device("cuda")
         torch.backends.cudnn.benchmark = True  # for every contender alike
+    with _results.recording(args.result, device) as figures:
+        run(args, device, figures)
+    return 0
+
+
+def run(args: argparse.Namespace, device: torch.device, figures: list[str]) -> None:
+    """Time the inference rows, then the training rows; print the tables and the ratios."""
     train_batch = args.train_batch_size or args.batch_size
     compile = not args.no_compile
     start = time.perf_counter()
-    print(f"# {args.model}, batch {args.batch_size} (train {train_batch}), {args.image_size}x{args.image_size}, {machine_summary(device)}")
-    print(f"# command: python {' '.join(sys.argv)}")
+    print(f"{args.model}, batch {args.batch_size} (train {train_batch}), {args.image_size}x{args.image_size}")
     torch.manual_seed(0)
     model = create_model(args.model)
     record: dict[str, object] = {"machine": machine_summary(device), "argv": sys.argv, "runs": {}}
@@ -116,13 +124,13 @@ def main() -> int:
         print(f"\n## {what} ({time.perf_counter() - start:.0f} s so far)\n")
         print(format_table(results))
         summary += ratio_lines(what, results)
+        figures += [line for line in ratio_lines(what, results) if "torchvision" in line]
         record["runs"][what] = [r.to_dict() for r in results]  # type: ignore[index]
     print("\n## ratios (median time of the peer / median time of lucid)\n")
     print("\n".join(summary))
     print(f"\n# total {time.perf_counter() - start:.0f} s")
     if args.json:
         atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ ResNeXt-50 32x4d, 224x224, bf16, at batch 256, 32 and 1, against torchvision eag
 * ``cuda_graph=True``: the shipped module, replaying a CUDA graph per input shape.
 
 Also prints the bf16-vs-fp32 agreement and any layer that kept the plain kernel. Usage:
-``python benchmarks/gpu_variants.py [--batch-sizes 256,32,1] [--json OUT]`` (needs CUDA and torchvision).
+``python benchmarks/gpu_variants.py [--batch-sizes 256,32,1] [--json OUT] [--result NAME]`` (needs CUDA
+and torchvision); the output also goes to ``benchmarks/results/NAME.log`` (default ``gpu_variants``).
 """
 from __future__ import annotations
 
@@ -19,18 +20,17 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import _results
+import torch
+from torch import nn
 
-from lucid.benchmark import machine_summary, make_batch, peer_infer, peer_models, randomize_batchnorm  # noqa: E402
-from lucid.core.fileio import atomic_write  # noqa: E402
-from lucid.models import create_model  # noqa: E402
-from lucid.optimize import optimize_for_inference  # noqa: E402
-from lucid.optimize.cuda import CuDNNConv2d  # noqa: E402
-from lucid.optimize.cuda_graphs import CapturedCall  # noqa: E402
+from lucid.benchmark import machine_summary, make_batch, peer_infer, peer_models, randomize_batchnorm
+from lucid.core.fileio import atomic_write
+from lucid.models import create_model
+from lucid.optimize import optimize_for_inference
+from lucid.optimize.cuda import CuDNNConv2d
+from lucid.optimize.cuda_graphs import CapturedCall
 
 T0 = time.perf_counter()
 
@@ -74,9 +74,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-sizes", default="256,32,1", help="comma-separated (default 256,32,1)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the timings to this JSON file")
+    _results.add_result_option(p, "gpu_variants")
     args = p.parse_args()
     if not torch.cuda.is_available():
         p.error("needs a CUDA device")
+    with _results.recording(args.result, "cuda") as figures:
+        run(args, figures)
+
+
+def run(args: argparse.Namespace, figures: list[str]) -> None:
+    """Each batch size: build the variants, check their outputs, time them interleaved."""
     torch.backends.cudnn.benchmark = True  # for the peer; lucid turns it on for its own calls
     log(torch.__version__, torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name())
     torch.manual_seed(0)
@@ -129,6 +136,8 @@ def main() -> None:
         base = ms["torchvision eager bf16 channels-last"]
         for name, t in ms.items():
             log(f"{name:52s} {t:8.2f} ms {batch / t * 1000:9.0f} img/s  {base / t:.2f}x torchvision eager")
+            if name.startswith("lucid optimize_for_inference"):
+                figures.append(f"batch {batch}: {name} {base / t:.2f}x torchvision eager bf16 channels-last")
         record["runs"][str(batch)] = {  # type: ignore[index]
             "ms": ms, "fused_layers": sum(choices), "layers": len(choices), "min_cosine": cos, "top1_agreement": top1,
             "cuda_graph_max_rel_diff": graph_err,

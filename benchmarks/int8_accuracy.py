@@ -6,7 +6,8 @@ images (no augmentation) and reports accuracy and agreement. With ``--runtimes``
 onnxruntime's ``quantize_static`` QDQ model of lucid's export, run by ONNX Runtime and OpenVINO,
 calibrated on the same images.
 
-Usage: ``python benchmarks/int8_accuracy.py RUN_FOLDER [--calibration-batches 8] [--batch-size 64] [--runtimes]``
+Usage: ``python benchmarks/int8_accuracy.py RUN_FOLDER [--calibration-batches 8] [--batch-size 64] [--runtimes] [--result NAME]``;
+the report also goes to ``benchmarks/results/NAME.log`` (default ``int8_accuracy``) under a header.
 """
 from __future__ import annotations
 
@@ -16,14 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import _results
+import torch
 
-import torch  # noqa: E402
-
-from lucid import optimize_for_inference  # noqa: E402
-from lucid.benchmark import onnx_models, openvino_model, ort_session  # noqa: E402
-from lucid.data.folder import digits_splits  # noqa: E402
-from lucid.inference.predict import calibration_batches, load_trained  # noqa: E402
+from lucid import optimize_for_inference
+from lucid.benchmark import onnx_models, openvino_model, ort_session
+from lucid.data.folder import digits_splits
+from lucid.inference.predict import calibration_batches, load_trained
 
 
 def _logits(run, images: torch.Tensor, batch: int) -> torch.Tensor:
@@ -36,7 +36,18 @@ def main() -> int:
     p.add_argument("--calibration-batches", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--runtimes", action="store_true", help="also onnxruntime's int8 QDQ model in ONNX Runtime and OpenVINO")
+    _results.add_result_option(p, "int8_accuracy")
     args = p.parse_args()
+    with _results.recording(args.result) as figures:
+        report = measure(args)
+        print(json.dumps(report, indent=1))
+        figures.append(f"fp32 val acc1 {report['fp32_acc1']:.2%} on {report['val_images']} images")
+        figures += [f"{key} {value:.2%}" for key, value in report.items() if key.endswith(("acc1", "agreement")) and key != "fp32_acc1"]
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    """Accuracy of the float model and of each int8 contender, and their top-1 agreement with it."""
     trained = load_trained(args.run)
     model = trained.model.eval()
     _, val_set, _, _ = digits_splits(trained.preprocessing.image_size, trained.dataset["val_fraction"], trained.dataset["seed"], augment=False)
@@ -57,8 +68,7 @@ def main() -> int:
         out = _logits(run, val, args.batch_size)
         report[f"{name} acc1"] = (out.argmax(1) == labels).float().mean().item()
         report[f"{name} agreement"] = (out.argmax(1) == ref.argmax(1)).float().mean().item()
-    print(json.dumps(report, indent=1))
-    return 0
+    return report
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ timm's ``train.py`` is not part of the timm package: give the path of a copy fro
 repository (https://github.com/huggingface/pytorch-image-models/blob/main/train.py).
 
 Usage: ``python benchmarks/train_vs_timm.py --timm-train PATH/train.py [--case resnext32|resnet18-48]
-[--repeats N] [--timm-first] [--threads N] [--json OUT]``
+[--repeats N] [--timm-first] [--threads N] [--json OUT] [--result NAME]``; the output also goes to
+``benchmarks/results/NAME.log`` (default ``train_vs_timm_<case>``) under a header.
 """
 from __future__ import annotations
 
@@ -28,8 +29,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+import _results
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from lucid.core.fileio import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,6 @@ CASES = {
 
 def write_digits_folder(root: Path, size: int, grey: bool, seed: int = 0, val_fraction: float = 0.2) -> dict[str, int]:
     """The bundled digits as ``root/{train,val}/<digit>/<index>.png`` (``size`` px), split by a seeded permutation."""
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
     pixels = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
@@ -120,7 +122,7 @@ def timm_curve(out: Path) -> list[float]:
 def run_tool(name: str, command: list[str], out: Path, curve, log: Path, threads: int | None) -> dict[str, object]:
     """Run one training process to the end; its wall time (process start to exit) and curve."""
     print(f"$ {shlex.join(command)}", flush=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = dict(os.environ)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
     load_before = os.getloadavg()[0]
@@ -160,20 +162,28 @@ def main() -> int:
                    help="OMP_NUM_THREADS for both tools (default: each tool's own choice, one thread per core)")
     p.add_argument("--work-dir", type=Path, default=None, help="where the folder and runs go (default: a temporary folder)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write every result to this JSON file")
+    _results.add_result_option(p, "train_vs_timm_<case>")
     args = p.parse_args()
     if not args.timm_train.is_file():
         p.error(f"--timm-train: {str(args.timm_train)!r} does not exist; timm's train.py is not part of the timm package, "
                 "download it from https://github.com/huggingface/pytorch-image-models (train.py at the repository root)")
     case = CASES[args.case]
+    with _results.recording(args.result.replace("<case>", args.case)) as figures:
+        results = run_pairs(args, case)
+        for tool in ("lucid", "timm"):
+            best = max(r["best_top1"] for r in results if r["tool"] == tool)
+            figures.append(f"{tool}: best val top-1 {best:.1f}% ({args.case}, {case.epochs} epochs)")
+    return 0
+
+
+def run_pairs(args: argparse.Namespace, case: Case) -> list[dict[str, object]]:
+    """Write the folder, run ``--repeats`` pairs of lucid and timm, print the table; every run's result."""
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="train_vs_timm-"))
     data = work / "data"
     if not data.exists():
         counts = write_digits_folder(data, case.file_size, case.grey)
         print(f"wrote {data}: {counts['train']} train / {counts['val']} val images, {case.file_size} px", flush=True)
-    import timm
-    import torch
-
-    print(f"# case {args.case}: {case}; torch {torch.__version__}, timm {timm.__version__}, {os.cpu_count()} CPUs, "
+    print(f"case {args.case}: {case}; torch {torch.__version__}, timm {timm.__version__}, {os.cpu_count()} CPUs, "
           f"threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     for repeat in range(args.repeats):
@@ -186,11 +196,9 @@ def main() -> int:
                 r = run_tool(tool, timm_command(case, args.timm_train, data, out, args.workers), out, timm_curve, work / f"{tool}-{repeat}.log", args.threads)
             results.append({"repeat": repeat, **r})
             if args.json:  # after every run, so an interrupted benchmark keeps what it measured
-                from lucid.core.fileio import atomic_write_text
-
                 atomic_write_text(args.json, json.dumps({"case": args.case, "argv": sys.argv, "results": results}, indent=1))
     print("\n" + format_table(results))
-    return 0
+    return results
 
 
 if __name__ == "__main__":

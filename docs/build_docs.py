@@ -386,9 +386,11 @@ def run_mkdocs(facts: list[PresetFacts], site_dir: Path, stage_dir: Path) -> Non
 
     with open(DOCS / "mkdocs.yml", encoding="utf-8") as fh:
         nav = yaml.safe_load(fh)["nav"]
-    for i, entry in enumerate(nav):
-        if "Presets" in entry:
-            nav[i] = {"Presets": [{"Overview": "presets/index.md"}] + [{f.name: f"presets/{f.name}.md"} for f in facts]}
+    presets = [{"Overview": "presets/index.md"}] + [{f.name: f"presets/{f.name}.md"} for f in facts]
+    for section in [nav] + [entry[key] for entry in nav for key in entry if isinstance(entry[key], list)]:
+        for i, entry in enumerate(section):
+            if "Presets" in entry:
+                section[i] = {"Presets": presets}
     config = load_config(str(DOCS / "mkdocs.yml"), nav=nav, docs_dir=str(stage_dir), site_dir=str(site_dir))
     build(config)
 

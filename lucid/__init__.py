@@ -6,6 +6,7 @@ re-exported so that code written against lucid reads naturally
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch import (
@@ -49,12 +50,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     if name in ("nn", "models", "weights", "visual", "export", "train"):
-        import importlib
-
         return importlib.import_module(f"lucid.{name}")
     raise AttributeError(f"module 'lucid' has no attribute {name!r}")

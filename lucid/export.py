@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from .core.errors import OptionError, OptionTypeError
 from .core.fileio import atomic_write
 
 __all__ = ["to_onnx", "to_exported_program", "verify", "Difference", "INPUT_NAME", "OUTPUT_NAME"]
@@ -48,16 +49,16 @@ class Difference(NamedTuple):
 
 def _check_model(model: Any) -> nn.Module:
     """Accept lucid ResNet/ResNeXt models only: the export relies on their config and input contract."""
-    from .models.resnet import ResNet
+    from .models.modeling_resnet import ResNet
     from .optimize import OptimizedModel
 
     if isinstance(model, OptimizedModel):
-        raise TypeError(
+        raise OptionTypeError(
             "model is an optimize_for_inference() module (fused device kernels, or int8); export the plain model "
             "instead: the export folds BatchNorm itself, and the runtime applies its own fusions and quantization"
         )
     if not isinstance(model, ResNet):
-        raise TypeError(
+        raise OptionTypeError(
             f"model must be a lucid model (lucid.models.ResNet or ResNeXt, e.g. from lucid.models.create_model), "
             f"got {type(model).__module__}.{type(model).__qualname__}"
         )
@@ -71,15 +72,15 @@ def _input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[i
         return (1, channels, 224, 224)
     shape = tuple(input_shape)
     if len(shape) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ValueError(f"input_shape must be four positive ints (N, C, H, W), got {input_shape!r}")
+        raise OptionError(f"input_shape must be four positive ints (N, C, H, W), got {input_shape!r}")
     if shape[1] != channels:
-        raise ValueError(f"input_shape {shape} has {shape[1]} channels but the model expects in_channels={channels}")
+        raise OptionError(f"input_shape {shape} has {shape[1]} channels but the model expects in_channels={channels}")
     return shape  # type: ignore[return-value]
 
 
 def _check_dtype(dtype: Any) -> torch.dtype:
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}")
+        raise OptionTypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}")
     return dtype
 
 
@@ -88,14 +89,14 @@ def _check_opset(opset: Any) -> int | None:
 
     newest = onnx.defs.onnx_opset_version()
     if opset is not None and not (isinstance(opset, int) and MIN_OPSET <= opset <= newest):
-        raise ValueError(f"opset must be None or an int from {MIN_OPSET} to {newest}, got {opset!r}")
+        raise OptionError(f"opset must be None or an int from {MIN_OPSET} to {newest}, got {opset!r}")
     return opset
 
 
 def _check_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"path {str(path)!r} is a folder; expected a file name such as model.onnx or model.pt2")
+        raise OptionError(f"path {str(path)!r} is a folder; expected a file name such as model.onnx or model.pt2")
     return path
 
 
@@ -247,7 +248,7 @@ def _onnx_runner(path: Path) -> tuple[Callable[[torch.Tensor], torch.Tensor], li
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
     if inp.type not in _ORT_TYPES:
-        raise ValueError(f"{path}: verify runs float32/float16/float64 inputs in ONNX Runtime, this file takes {inp.type}")
+        raise OptionError(f"{path}: verify runs float32/float16/float64 inputs in ONNX Runtime, this file takes {inp.type}")
     np_dtype = np.dtype(_ORT_TYPES[inp.type])
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -286,7 +287,7 @@ def verify(
     """
     _check_model(model)
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        raise OptionError(f"format must be one of {FORMATS}, got {format!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file to verify")
@@ -296,7 +297,7 @@ def verify(
     with _eval_mode(model) as m, torch.no_grad():
         for n in batch_sizes:
             if isinstance(shape[0], int) and shape[0] != n:
-                raise ValueError(f"{path} was exported for batch {shape[0]} only; cannot verify batch {n}")
+                raise OptionError(f"{path} was exported for batch {shape[0]} only; cannot verify batch {n}")
             x = torch.randn((n, *shape[1:]), generator=generator)
             ref = m(x.to(device=_model_device(m), dtype=_model_dtype(m))).float().cpu()
             diff = (run(x).float().cpu() - ref).abs().max().item()

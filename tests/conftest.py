@@ -1,7 +1,7 @@
 """Shared fixtures: small configs that build and run in milliseconds."""
 from __future__ import annotations
 
-import copy
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +14,13 @@ def _seed() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Every test gets its own weights cache and its own copy of the pretrained registry."""
-    from lucid.weights import pretrained
+def _isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Every test gets its own weights cache (``LUCID_HOME``) and undoes the weights it registers."""
+    from lucid.weights import temporary_registrations
 
     monkeypatch.setenv("LUCID_HOME", str(tmp_path / "lucid-home"))
-    monkeypatch.setattr(pretrained, "_REGISTRY", copy.deepcopy(pretrained._REGISTRY))
-    monkeypatch.setattr(pretrained, "_DEFAULT_TAG", dict(pretrained._DEFAULT_TAG))
+    with temporary_registrations():
+        yield
 
 
 TINY = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
 import numpy as np
@@ -16,10 +17,15 @@ RESNET = dict(block="bottleneck", layers=[3, 4, 6, 3])
 
 
 def test_config_fields_in_documented_order() -> None:
-    assert [f.name for f in dataclasses.fields(ResNeXtConfig)] == [
-        "layers", "cardinality", "base_width", "num_classes", "in_channels", "stem_width",
-        "stem_type", "avg_down", "channels", "block_args", "zero_init_residual", "norm_layer",
+    """ResNeXtConfig is ResNetConfig plus two required keyword fields; its block is fixed."""
+    params = inspect.signature(ResNeXtConfig).parameters
+    assert list(params) == [
+        "layers", "num_classes", "in_channels", "stem_width", "stem_type", "avg_down", "channels",
+        "block_args", "zero_init_residual", "norm_layer", "cardinality", "base_width",
     ]
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY and params[k].default is inspect.Parameter.empty
+               for k in ("cardinality", "base_width"))
+    assert issubclass(ResNeXtConfig, ResNetConfig) and ResNeXtConfig(**BASE).block == "bottleneck"
     assert [f.name for f in dataclasses.fields(ResNetConfig)] == [
         "block", "layers", "num_classes", "in_channels", "stem_width", "stem_type", "avg_down",
         "channels", "block_args", "zero_init_residual", "norm_layer",

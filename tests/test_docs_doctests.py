@@ -1,5 +1,6 @@
-"""Every docstring example in lucid runs and prints what it shows, and every public function,
-class and method has a docstring (the API pages of the documentation are built from them)."""
+"""Every docstring example in lucid and every Python block of the README runs and prints what it
+shows, and every public function, class and method has a docstring (the API pages of the
+documentation are built from them)."""
 from __future__ import annotations
 
 import doctest
@@ -7,7 +8,9 @@ import importlib
 import inspect
 import io
 import pkgutil
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -32,7 +35,7 @@ DOCTESTS = [
 
 
 def test_docstring_examples_exist() -> None:
-    assert any(t.name == "lucid.models.resnext.ResNeXt" for t in DOCTESTS), [t.name for t in DOCTESTS]
+    assert any(t.name == "lucid.models.modeling_resnet.ResNeXt" for t in DOCTESTS), [t.name for t in DOCTESTS]
 
 
 @pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])
@@ -82,3 +85,23 @@ def test_public_api_has_docstrings() -> None:
                     if not doc:
                         missing.append(f"{qualname}.{attr}")
     assert not missing, "public objects without a docstring:\n  " + "\n  ".join(missing)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
+
+
+def test_readme_has_python_examples() -> None:
+    assert len(README_BLOCKS) >= 4
+    assert any("models.ResNeXt(config)" in block for block in README_BLOCKS)
+
+
+@pytest.mark.slow  # a few of them build full-size models
+@pytest.mark.parametrize("number", range(len(README_BLOCKS)), ids=[f"README block {i + 1}" for i in range(len(README_BLOCKS))])
+def test_readme_python_block_runs_as_pasted(number: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Each block runs on its own, in a fresh namespace and an empty folder, as a reader would paste it."""
+    monkeypatch.chdir(tmp_path)
+    exec(compile(README_BLOCKS[number], f"README.md python block {number + 1}", "exec"), {"__name__": "__main__"})
+    if "models.ResNeXt(config)" in README_BLOCKS[number]:
+        assert capsys.readouterr().out.strip() == "torch.Size([1, 10])"

@@ -97,7 +97,7 @@ def test_timm_keyword_arguments() -> None:
     )
     assert isinstance(model, models.ResNet) and model.config.in_channels == 1 and model.num_classes == 3
     assert isinstance(model.avgpool, torch.nn.AdaptiveMaxPool2d)
-    assert {b.drop_path.p for b in model.modules() if isinstance(b, models.resnet.BasicBlock)} == {0.1}
+    assert {b.drop_path.p for b in model.modules() if isinstance(b, models.BasicBlock)} == {0.1}
     assert model.eval()(torch.randn(2, 1, 32, 32)).shape == (2, 3)
     assert resolve_data_config({}, model=model)["crop_pct"] == 1.0
     headless = timm.create_model("lucid_resnet_18", num_classes=0, global_pool="", **SMALL)

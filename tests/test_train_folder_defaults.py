@@ -72,7 +72,7 @@ def test_a_run_prints_and_saves_its_augmentation_and_eval_preprocessing(run: tup
     out, printed = run
     prep = default_preprocessing(32, 3)
     expected = {"train": describe_transform(train_transform(prep)), "eval": describe_transform(eval_transform(prep))}
-    assert expected["train"][0].startswith("RandomResizedCrop(size=(32, 32)")
+    assert expected["train"][0].startswith("DecodeRandomResizedCrop(size=(32, 32)")
     lines = printed.splitlines()
     assert f"train augmentation: {'; '.join(expected['train'])}" in lines
     assert f"eval preprocessing: {'; '.join(expected['eval'])}" in lines

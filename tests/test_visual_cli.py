@@ -76,15 +76,3 @@ def test_summary_errors_are_one_line(argv: list[str], message: str, capsys: pyte
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("lucid summary: error: ")
     assert message in captured.err
-
-
-def test_readme_examples_are_current(capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's diagram and table are this code's output (regenerate them with the commands shown there)."""
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## See the model"):]
-    assert main(["summary", "resnext_50_32x4d", *SEED_SET, "--format", "markdown", "--depth", "1", "--direction", "TB"]) == 0
-    assert capsys.readouterr().out in section
-    assert main(["summary", "resnext_50_32x4d", "--depth", "2"]) == 0
-    assert f"```text\n{capsys.readouterr().out}```" in section

@@ -3,34 +3,31 @@
 Each module (``models``, ``summary``, ``export``, ``train``, ``evaluate``, ``predict``, ``plot``,
 ``bench``, ``weights``) declares its arguments in ``add`` and runs through ``run``, which calls into
 the library; library modules are imported inside ``run`` so that ``lucid --help`` stays fast.
-lucid's own errors (:class:`lucid.errors.LucidError`, checkpoint errors, :class:`CLIError`),
-``OSError`` (with its path), and a ``ValueError``/``TypeError`` that a ``raise`` statement of
-lucid's own code raised to refuse an argument are printed as one line with exit status 2, the
-field a library error names shown as its flag. Anything else (an exception from inside torch, a
-``KeyError``, a wrong call) is a bug and shows its traceback. Set ``LUCID_DEBUG=1`` to see the
-traceback of every error.
+lucid's own errors (:class:`lucid.core.errors.LucidError`: a bad option, config, checkpoint,
+dataset or a missing optional package) and ``OSError`` (with its path) are printed as one line
+with exit status 2, the field a library error names shown as its flag. Anything else (an
+exception from inside torch, a wrong call) is a bug and shows its traceback. Set
+``LUCID_DEBUG=1`` to see the traceback of every error.
 """
 from __future__ import annotations
 
 import argparse
-import linecache
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from . import bench, evaluate, export, models, plot, predict, summary, train, weights
+from .. import __version__
+from ..core.errors import LucidError
+from . import bench, data, evaluate, export, models, plot, predict, summary, train, weights
 from .common import CLIError, Terminated, load_model, parse_set, parse_shape
 
 __all__ = ["CLIError", "build_parser", "load_model", "main", "parse_set", "parse_shape"]
 
-_COMMANDS = [models, summary, export, train, evaluate, predict, plot, bench, weights]
+_COMMANDS = [models, summary, export, train, evaluate, predict, plot, bench, weights, data]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``lucid`` argument parser, one subcommand per module of this package."""
-    from .. import __version__
-
     parser = argparse.ArgumentParser(prog="lucid", description="ResNet/ResNeXt models on PyTorch: inspect, train, evaluate, export.")
     parser.add_argument("--version", action="version", version=f"lucid {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -60,28 +57,6 @@ def _message(parser: argparse.ArgumentParser, command: str, error: BaseException
     return message
 
 
-def _handled() -> tuple[type[BaseException], ...]:
-    from ..core.errors import LucidError
-
-    return (CLIError, LucidError, OSError)
-
-
-_PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def _refused_by_lucid(error: BaseException) -> bool:
-    """Whether ``error`` is a ValueError/TypeError that lucid raised on purpose, with a ``raise`` statement of its own."""
-    if not isinstance(error, (ValueError, TypeError)) or error.__traceback__ is None:
-        return False
-    tb = error.__traceback__
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    filename = tb.tb_frame.f_code.co_filename
-    if not Path(filename).resolve().is_relative_to(_PACKAGE):
-        return False
-    return linecache.getline(filename, tb.tb_lineno).strip().startswith("raise ")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -95,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lucid {args.command}: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     except Exception as e:
-        if os.environ.get("LUCID_DEBUG") or not (isinstance(e, _handled()) or _refused_by_lucid(e)):
+        if os.environ.get("LUCID_DEBUG") or not isinstance(e, (LucidError, OSError)):
             raise
         print(f"lucid {args.command}: error: {_message(parser, args.command, e)}", file=sys.stderr)
         return 2

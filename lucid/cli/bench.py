@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from .common import CLIError, add_set, load_model, parse_set
+from ..core.constants import BENCH_DTYPES
+from .common import CLIError, add_set, load_model, parse_set, positive
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("infer", "train"), default="infer")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--image-size", type=int, default=224, metavar="PX")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "int8"), default=None,
+    p.add_argument("--dtype", choices=BENCH_DTYPES, default=None,
                    help="inference dtype (default float32; int8 calibrates on random images, for speed only; training uses its fast defaults)")
     p.add_argument("--compile", action="store_true", help="torch.compile lucid (optimize_for_inference(compile=True)) and the peers' matched runs")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
@@ -39,23 +40,19 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed options ask for; returns the exit status."""
     import torch
 
-    from ..benchmark import (
+    from ..bench import (
         format_table,
         infer_contenders,
         machine_summary,
         measure,
         train_contenders,
     )
-    from ..train.runtime import resolve_device
+    from ..inference.runtime import resolve_device
 
-    for name in ("batch_size", "image_size", "warmup", "rounds"):
-        if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(args, name)}")
+    positive(args, "batch_size", "image_size", "warmup", "rounds", "threads")
     if args.mode == "train" and (args.dtype is not None or args.compile):
         raise CLIError("--dtype and --compile apply to --mode infer; --mode train times train_step with lucid's fast defaults")
     if args.threads is not None:
-        if args.threads < 1:
-            raise CLIError(f"--threads must be a positive int, got {args.threads}")
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(0)

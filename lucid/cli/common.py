@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.constants import AMP_CHOICES, INFERENCE_DTYPES
+from ..core.errors import OptionError
+
 __all__ = [
     "CLIError",
     "Terminated",
@@ -23,7 +26,7 @@ __all__ = [
 ]
 
 
-class CLIError(Exception):
+class CLIError(OptionError):
     """A mistake in the command line, reported as one line."""
 
 
@@ -107,15 +110,15 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     add_set(p, "config fields of a bare weight file's preset")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="input resolution (default: the one saved with the model)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="off", help="autocast for inference (default off: exact fp32)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "int8"), default=None,
+    p.add_argument("--amp", choices=AMP_CHOICES, default="off", help="autocast for inference (default off: exact fp32)")
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default=None,
                    help="run lucid.optimize_for_inference at this number format (int8 calibrates on the model's training images); default: the plain model")
 
 
 def load_trained_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The trained model, device and autocast dtype the inference options ask for."""
     from ..inference.predict import load_trained, optimized
-    from ..train.runtime import resolve_amp, resolve_device
+    from ..inference.runtime import resolve_amp, resolve_device
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)

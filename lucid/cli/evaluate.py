@@ -12,7 +12,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     """Declare the ``eval`` subcommand and its options."""
     p = sub.add_parser("eval", help="top-1/top-5 accuracy and loss of a trained model on an image folder")
     add_inference_args(p)
-    p.add_argument("--data", metavar="DIR", default=None, help="class folders (DIR/val is used when present; default for digits models: their validation split)")
+    p.add_argument("--data", metavar="DIR", default=None, help="image folder, WebDataset shards or Hugging Face dataset (its val part is used when present; default for digits models: their validation split)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--confusion", metavar="PNG", default=None, help="also draw the confusion matrix into this PNG (needs matplotlib)")

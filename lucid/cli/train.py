@@ -57,7 +57,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     for f in dataclasses.fields(TrainConfig):
         _add_field(groups[f.metadata["group"]], f)
     groups["speed and devices"].add_argument("--nproc", type=int, metavar="N", help="start N training processes on this machine (DDP, like torchrun --standalone)")
-    groups["run"].add_argument("--resume", metavar="OUT", help="continue the run saved in OUT with its saved settings")
+    groups["run"].add_argument("--resume", metavar="OUT|auto", help="continue the run saved in OUT with its saved settings; "
+                               "'auto' (with the run's own options and --out) continues --out's run if it has saved one, else starts it: "
+                               "one command for every restart (torchrun --max-restarts, a requeued job)")
     p.set_defaults(func=run)
 
 
@@ -75,14 +77,17 @@ def run(args: argparse.Namespace) -> int:
     if "overrides" in given:
         given["overrides"] = parse_set(given["overrides"])
     resume = getattr(args, "resume", None)
-    if resume is not None:
+    if resume is not None and resume != "auto":
         if given:
             raise CLIError(f"--resume continues with the saved settings; drop {', '.join(flag(k) for k in sorted(given))}")
         config = TrainConfig()
     else:
         config = TrainConfig(**given)
         config.validate()
-    signal.signal(signal.SIGTERM, _terminate)
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        # Under torchrun the agent stops its workers with SIGTERM to restart them; a worker blocked in a
+        # collective (waiting for a lost peer) runs no Python handler, so it keeps the default: exit at once.
+        signal.signal(signal.SIGTERM, _terminate)
     nproc = getattr(args, "nproc", None)
     if nproc is None:
         fit(config, resume=resume)

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _average(args: argparse.Namespace) -> int:
+    from ..checkpoints.io import load_into
     from ..inference.predict import load_trained
-    from ..io import load_into
     from ..train.average import average_files, checkpoint_files
 
     runs = [Path(s) for s in args.sources if Path(s).is_dir()]

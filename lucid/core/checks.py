@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from .constants import MAX_IMAGE_SIZE, MAX_INT
-from .errors import ConfigError, ConfigTypeError
+from .errors import ConfigError, ConfigTypeError, OptionError, OptionTypeError
 
 __all__ = [
     "check_bool",
     "check_choice",
     "check_image_size",
     "check_int",
+    "check_min_int",
     "check_number",
     "check_positive_int",
     "check_stage_values",
@@ -46,6 +47,14 @@ def check_int(name: str, value: Any, minimum: int = 0, maximum: int = MAX_INT) -
         raise ConfigTypeError(f"{name} must be an int between {minimum} and {maximum}; got {describe(value)}", name)
     if not minimum <= value <= maximum:
         raise ConfigError(f"{name} must be an int between {minimum} and {maximum}; got {describe(value)}", name)
+    return int(value)
+
+
+def check_min_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an ``int`` after checking it is an integer of at least ``minimum`` (an option, not a config field)."""
+    if not is_int(value) or value < minimum:
+        error = OptionTypeError if not is_int(value) else OptionError
+        raise error(f"{name} must be an int >= {minimum}, got {value!r}", name)
     return int(value)
 
 
@@ -78,15 +87,15 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
-def check_stage_values(name: str, value: Any, what: str) -> tuple[int, ...]:
-    """``value`` as a tuple of four positive ints (one per stage); ``what`` is "depths" or "widths"."""
+def check_stage_values(name: str, value: Any, what: str, count: int) -> tuple[int, ...]:
+    """``value`` as a tuple of ``count`` positive ints, one per stage; ``what`` is "depths" or "widths"."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise ConfigTypeError(
-            f"{name} must contain exactly 4 stage {what}; got {describe(value)}, expected a list of 4 positive ints", name
+            f"{name} must contain exactly {count} stage {what}; got {describe(value)}, expected a list of {count} positive ints", name
         )
     items = tuple(value)
-    if len(items) != 4:
-        raise ConfigError(f"{name} must contain exactly 4 stage {what}; got {len(items)}: {describe(list(items))}", name)
+    if len(items) != count:
+        raise ConfigError(f"{name} must contain exactly {count} stage {what}; got {len(items)}: {describe(list(items))}", name)
     bad = [i for i, item in enumerate(items) if not is_int(item) or not 0 < item <= MAX_INT]
     if bad:
         raise ConfigError(

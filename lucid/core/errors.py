@@ -15,6 +15,7 @@ __all__ = [
     "LucidError",
     "MissingDependencyError",
     "OptionError",
+    "OptionTypeError",
     "ResourceError",
 ]
 
@@ -41,6 +42,10 @@ class ConfigTypeError(ConfigError, TypeError):
 
 class OptionError(ConfigError):
     """An option of a command or function (not a model field) with a value lucid cannot use."""
+
+
+class OptionTypeError(OptionError, TypeError):
+    """An option of a command or function of the wrong type."""
 
 
 class CheckpointError(LucidError, ValueError):

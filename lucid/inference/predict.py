@@ -14,10 +14,30 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
+from ..checkpoints.io import load_file, load_into
+from ..checkpoints.train_state import STATE_NAME, load_state
 from ..core.checks import check_image_size
-from ..core.errors import ConfigError
-from ..data.folder import DataError, Preprocessing, default_preprocessing
+from ..core.console import warn
+from ..core.errors import CheckpointError, ConfigError
+from ..data import detect_format, eval_dataset, open_source
+from ..data.folder import (
+    DataError,
+    ImageFileDataset,
+    Preprocessing,
+    collate_skipping,
+    decode_image_file,
+    default_preprocessing,
+    digits_splits,
+    eval_transform,
+    scan_class_folders,
+)
+from ..models import create_model, from_pretrained
+from ..models.auto import model_from_config
+from ..models.saving import CONFIG_NAME
+from ..optimize import optimize_for_inference
+from .evaluation import evaluate
 
 __all__ = ["INFERENCE_DTYPES", "Trained", "calibration_batches", "evaluate_digits", "evaluate_folder", "load_trained", "optimized", "predict_images"]
 
@@ -42,12 +62,6 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
     ``model_name`` (and ``overrides``), and is refused with the mismatching keys when it belongs to
     another architecture.
     """
-    from ..core.errors import CheckpointError
-    from ..io import load_file, load_into
-    from ..models import create_model, from_pretrained
-    from ..models.hub import CONFIG_NAME, model_from_config
-    from ..train.state import STATE_NAME, load_state
-
     path = Path(path)
     if image_size is not None:
         check_image_size(image_size)
@@ -89,31 +103,22 @@ def load_trained(path: str | os.PathLike[str], model_name: str | None = None, ov
 
 
 def _loader_kw(workers: int) -> dict[str, Any]:
-    from ..data.folder import collate_skipping
-
     return {"num_workers": workers, "collate_fn": collate_skipping, "persistent_workers": False}
 
 
 def evaluate_folder(trained: Trained, data: str | os.PathLike[str], *, device: torch.device, amp_dtype: torch.dtype | None,
                     channels_last: bool, batch_size: int = 64, workers: int = 0, confusion: bool = False) -> dict[str, Any]:
-    """Loss and top-1/top-5 accuracy on ``data/val`` (when present) or on ``data`` as one class tree.
+    """Loss and top-1/top-5 accuracy on the validation part of ``data`` (``data/val``, a ``val/`` shard
+    folder, a validation split), or on all of it when it has no such part. ``data`` is any ``--data``
+    source: image folder, WebDataset shards or Hugging Face dataset.
 
-    Folder classes are matched to the model's classes by name; skipped (unreadable) images are
-    counted. ``confusion`` adds the confusion matrix (see :func:`~lucid.train.evaluation.evaluate`).
+    Its classes are matched to the model's classes by name; skipped (unreadable) images are
+    counted. ``confusion`` adds the confusion matrix (see :func:`~lucid.inference.evaluation.evaluate`).
     """
-    from torch.utils.data import DataLoader
-
-    from ..data.folder import ImageFileDataset, eval_transform, scan_class_folders
-
     root = Path(data)
-    root = root / "val" if (root / "val").is_dir() else root
-    folder_classes, samples = scan_class_folders(root)
-    unknown = sorted(set(folder_classes) - set(trained.class_names))
-    if unknown:
-        raise DataError(f"--data: class folder(s) {unknown} in {root} are not classes of the model (it knows {trained.class_names})")
-    remap = {i: trained.class_names.index(name) for i, name in enumerate(folder_classes)}
-    samples = [(p, remap[t]) for p, t in samples]
-    dataset = ImageFileDataset(samples, trained.preprocessing.channels, eval_transform(trained.preprocessing))
+    if detect_format(str(data)) == "folder" and (root / "val").is_dir():
+        root = root / "val"
+    dataset = eval_dataset(open_source(root), trained.class_names, trained.preprocessing)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **_loader_kw(workers))
     return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
 
@@ -121,10 +126,6 @@ def evaluate_folder(trained: Trained, data: str | os.PathLike[str], *, device: t
 def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
                     batch_size: int = 128, confusion: bool = False) -> dict[str, Any]:
     """Accuracy on the validation split of the digits the model was trained on (same seed and fraction)."""
-    from torch.utils.data import DataLoader
-
-    from ..data.folder import digits_splits
-
     _, val, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
     loader = DataLoader(val, batch_size=batch_size, shuffle=False, **_loader_kw(0))
     return _run_eval(trained, loader, device, amp_dtype, channels_last, confusion)
@@ -132,8 +133,6 @@ def evaluate_digits(trained: Trained, *, device: torch.device, amp_dtype: torch.
 
 def _digits_split(trained: Trained) -> tuple[float, int]:
     """The validation fraction and seed of a digits model's split (damaged metadata is refused)."""
-    from ..core.errors import CheckpointError
-
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")
     fraction, seed = trained.dataset.get("val_fraction"), trained.dataset.get("seed")
@@ -145,13 +144,6 @@ def _digits_split(trained: Trained) -> tuple[float, int]:
 def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32) -> list[torch.Tensor]:
     """``batches`` batches of (at most ``batch_size``) training images of the model, preprocessed as for
     evaluation, to calibrate int8."""
-    from ..data.folder import (
-        ImageFileDataset,
-        digits_splits,
-        eval_transform,
-        scan_class_folders,
-    )
-
     if trained.dataset.get("name") == "digits":
         train, _, _, _ = digits_splits(trained.preprocessing.image_size, *_digits_split(trained), augment=False)
         images = [train[i][0] for i in range(min(len(train), batches * batch_size))]
@@ -169,8 +161,6 @@ def calibration_batches(trained: Trained, batches: int = 8, batch_size: int = 32
 
 def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
     """``trained`` with its model run through :func:`lucid.optimize_for_inference` at ``dtype`` (float32, bfloat16, int8)."""
-    from .. import optimize_for_inference
-
     if dtype not in INFERENCE_DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(INFERENCE_DTYPES)}, got {dtype!r}", "dtype")
     model = trained.model.to(device)
@@ -183,9 +173,6 @@ def optimized(trained: Trained, dtype: str, device: torch.device) -> Trained:
 
 def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool,
               confusion: bool = False) -> dict[str, Any]:
-    from ..train.epoch import warn
-    from ..train.evaluation import evaluate
-
     def warn_all(paths: list[str]) -> None:
         for p in paths:
             warn(f"skipping unreadable image {p}")
@@ -200,8 +187,6 @@ def _run_eval(trained: Trained, loader: Any, device: torch.device, amp_dtype: to
 def predict_images(trained: Trained, paths: Sequence[str], *, top_k: int, device: torch.device,
                    amp_dtype: torch.dtype | None) -> list[dict[str, Any]]:
     """Top-``top_k`` classes and probabilities per image; an unreadable image gets an ``"error"`` entry instead."""
-    from ..data.folder import decode_image_file, eval_transform
-
     if top_k < 1:
         raise ConfigError(f"top_k must be a positive int, got {top_k}", "top_k")
     transform = eval_transform(trained.preprocessing)

@@ -5,13 +5,14 @@ Every preset function (``resnet_18`` ... ``resnext_101_64x4d``) is generated fro
 """
 from __future__ import annotations
 
+from .auto import from_pretrained
 from .config import ModelConfig
+from .configuration_resnet import ResNetConfig, ResNeXtConfig
 from .detection import fpn_backbone
-from .hub import from_pretrained
+from .modeling_resnet import ResNet, ResNeXt
 from .presets import ENTRY_POINTS, PRESETS, Preset
 from .registry import create_model, list_models, register_model
-from .resnet import BasicBlock, Bottleneck, PreActBottleneck, ResNet, ResNetConfig
-from .resnext import ResNeXt, ResNeXtConfig
+from .resnet_blocks import BasicBlock, Bottleneck, PreActBottleneck
 
 globals().update(ENTRY_POINTS)
 

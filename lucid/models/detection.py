@@ -2,7 +2,7 @@
 
 torchvision's own FPN builder expects torchvision's module names (``conv1``, ``bn1``,
 ``inplanes``); :func:`fpn_backbone` does the same job with lucid's (``stem``,
-``layer1``..``layer4``), so FasterRCNN, MaskRCNN and RetinaNet take a lucid model.
+``layer1``..``layerN``), so FasterRCNN, MaskRCNN and RetinaNet take a lucid model.
 """
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 
 from torch import nn
 
+from ..core.errors import ConfigError, ConfigTypeError
+from .registry import create_model
+
 __all__ = ["fpn_backbone"]
 
-# what ``trainable_layers=n`` trains: the last n of these, counting from the classifier end
-TRAINABLE_ORDER = ("layer4", "layer3", "layer2", "layer1", "stem")
 
 
 def _swap_norms(model: nn.Module, norm_layer: Callable[..., nn.Module]) -> None:
@@ -35,36 +36,45 @@ def _swap_norms(model: nn.Module, norm_layer: Callable[..., nn.Module]) -> None:
 def _backbone_model(name_or_model: str | nn.Module, norm_layer: Callable[..., nn.Module], model_kwargs: dict[str, Any]) -> nn.Module:
     """A preset built with ``norm_layer`` in its config, or the given model with its norms swapped."""
     if isinstance(name_or_model, str):
-        from .registry import create_model
-
         return create_model(name_or_model, norm_layer=norm_layer, **model_kwargs)
     if not isinstance(name_or_model, nn.Module):
-        raise TypeError(f"name_or_model must be a preset name or a lucid ResNet, got {type(name_or_model).__name__}")
+        raise ConfigTypeError(f"name_or_model must be a preset name or a lucid ResNet, got {type(name_or_model).__name__}", "name_or_model")
     if model_kwargs:
-        raise TypeError(f"fpn_backbone() takes preset arguments ({sorted(model_kwargs)}) only with a preset name")
-    missing = [m for m in ("stem", "layer1", "layer4", "feature_info") if not hasattr(name_or_model, m)]
+        raise ConfigTypeError(f"fpn_backbone() takes preset arguments ({sorted(model_kwargs)}) only with a preset name", "model_kwargs")
+    missing = [m for m in ("stem", "layer1", "feature_info") if not hasattr(name_or_model, m)]
     if missing:
-        raise TypeError(
-            f"fpn_backbone() needs a lucid ResNet/ResNeXt (stem, layer1..layer4, feature_info); "
-            f"{type(name_or_model).__name__} lacks {missing}"
+        raise ConfigTypeError(
+            f"fpn_backbone() needs a lucid ResNet/ResNeXt (stem, layer1..layerN, feature_info); "
+            f"{type(name_or_model).__name__} lacks {missing}",
+            "name_or_model",
         )
     _swap_norms(name_or_model, norm_layer)
     return name_or_model
 
 
-def _check_layers(trainable_layers: int, returned_layers: Sequence[int]) -> list[int]:
-    if isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int) or not 0 <= trainable_layers <= 5:
-        raise ValueError(f"trainable_layers must be an int in 0..5 (stages to train, counted from layer4; 5 adds the stem), got {trainable_layers!r}")
+def _check_layers(trainable_layers: int, returned_layers: Sequence[int] | None, stages: int) -> list[int]:
+    """The stage numbers to return, after checking both arguments against the model's ``stages``."""
+    if isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int) or not 0 <= trainable_layers <= stages + 1:
+        raise ConfigError(
+            f"trainable_layers must be an int in 0..{stages + 1} (stages to train, counted from layer{stages}; "
+            f"{stages + 1} adds the stem), got {trainable_layers!r}",
+            "trainable_layers",
+        )
+    if returned_layers is None:
+        return list(range(1, stages + 1))
     layers = list(returned_layers) if isinstance(returned_layers, Sequence) and not isinstance(returned_layers, str) else None
-    if not layers or any(isinstance(k, bool) or k not in (1, 2, 3, 4) for k in layers) or layers != sorted(set(layers)):
-        raise ValueError(f"returned_layers must be increasing stage numbers from 1..4, such as (2, 3, 4), got {returned_layers!r}")
+    if not layers or any(isinstance(k, bool) or k not in range(1, stages + 1) for k in layers) or layers != sorted(set(layers)):
+        raise ConfigError(
+            f"returned_layers must be increasing stage numbers from 1..{stages}, such as (2, 3, 4), got {returned_layers!r}",
+            "returned_layers",
+        )
     return layers
 
 
 def fpn_backbone(
     name_or_model: str | nn.Module,
     trainable_layers: int = 3,
-    returned_layers: Sequence[int] = (1, 2, 3, 4),
+    returned_layers: Sequence[int] | None = None,
     norm_layer: Callable[..., nn.Module] | None = None,
     extra_blocks: nn.Module | None = None,
     out_channels: int = 256,
@@ -76,9 +86,9 @@ def fpn_backbone(
         name_or_model: a preset name (built with ``norm_layer`` as its config's ``norm_layer`` and
             ``model_kwargs``, e.g. ``weights="IMAGENET1K_V2"``) or a lucid model (changed in place:
             its norms and ``requires_grad`` flags).
-        trainable_layers: how many stages train, counted from ``layer4`` (5 trains the stem
-            too); the rest is frozen, as torchvision's detectors do.
-        returned_layers: the stages (1-4) whose outputs feed the pyramid.
+        trainable_layers: how many stages train, counted from the last (one more than the
+            number of stages trains the stem too); the rest is frozen, as torchvision's detectors do.
+        returned_layers: the stages (numbered from 1) whose outputs feed the pyramid; ``None``: all.
         norm_layer: the norm to put in place of every ``BatchNorm2d``, statistics carried
             over; ``None`` means torchvision's ``FrozenBatchNorm2d``. Pass ``nn.BatchNorm2d``
             to keep the model's norms.
@@ -86,13 +96,15 @@ def fpn_backbone(
             as FasterRCNN and MaskRCNN expect). RetinaNet uses ``LastLevelP6P7``.
         out_channels: channels of every pyramid level.
     """
+    # torchvision: kept out of `import lucid.models`
     from torchvision.models.detection.backbone_utils import BackboneWithFPN
     from torchvision.ops import FrozenBatchNorm2d
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-    layers = _check_layers(trainable_layers, returned_layers)
     model = _backbone_model(name_or_model, FrozenBatchNorm2d if norm_layer is None else norm_layer, model_kwargs)
-    trained = TRAINABLE_ORDER[:trainable_layers]
+    modules = [info["module"] for info in model.feature_info]  # the stem, then one per stage
+    layers = _check_layers(trainable_layers, returned_layers, len(modules) - 1)
+    trained = modules[::-1][:trainable_layers]  # counted from the classifier end
     for name, param in model.named_parameters():
         param.requires_grad_(name.split(".")[0] in trained)
     channels = {info["module"]: info["num_chs"] for info in model.feature_info}

@@ -6,10 +6,10 @@ attributes on a model: ``pretrained_cfg`` (evaluation preprocessing), ``group_ma
 ``forward_head(x, pre_logits=...)``, ``forward_intermediates`` and
 ``prune_intermediate_layers`` (``FeatureGetterNet``) and ``feature_info``
 (``FeatureListNet``). :class:`TimmProtocolMixin` provides them on top of the ResNet layout
-``stem -> maxpool -> layer1..layer4 -> avgpool -> fc``. timm itself is not needed.
+``stem -> maxpool -> layer1..layerN -> avgpool -> fc``. timm itself is not needed.
 
-Feature indices follow timm: 0 is the stem (stride 2), 1 to 4 are the stages (strides 4,
-8, 16, 32).
+Feature indices follow timm: 0 is the stem (stride 2), 1 to N are the stages (strides 4,
+8, 16, 32 for the usual four).
 """
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checks import check_min_int
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.errors import OptionError, OptionTypeError
 
 __all__ = ["DEFAULT_PREPROCESSING", "TimmProtocolMixin", "take_indices"]
 
 Indices = int | Sequence[int] | None
-STAGES = ("layer1", "layer2", "layer3", "layer4")
 OUTPUT_FORMATS = ("NCHW", "NHWC")
 GLOBAL_POOLS = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
 
@@ -45,18 +46,18 @@ def take_indices(count: int, indices: Indices) -> list[int]:
     if indices is None:
         return list(range(count))
     if isinstance(indices, bool) or not isinstance(indices, (int, Sequence)) or isinstance(indices, str):
-        raise TypeError(f"indices must be None, an int or a sequence of ints, got {indices!r}")
+        raise OptionTypeError(f"indices must be None, an int or a sequence of ints, got {indices!r}")
     if isinstance(indices, int):
         if not 0 < indices <= count:
-            raise ValueError(f"indices={indices} asks for the last {indices} features; this model has 1 to {count}")
+            raise OptionError(f"indices={indices} asks for the last {indices} features; this model has 1 to {count}")
         return list(range(count - indices, count))
     taken = []
     for i in indices:
         if isinstance(i, bool) or not isinstance(i, int) or not -count <= i < count:
-            raise ValueError(f"indices must hold feature numbers in {-count}..{count - 1}, got {list(indices)!r}")
+            raise OptionError(f"indices must hold feature numbers in {-count}..{count - 1}, got {list(indices)!r}")
         taken.append(i % count)
     if not taken:
-        raise ValueError("indices must name at least one feature, got an empty sequence")
+        raise OptionError("indices must name at least one feature, got an empty sequence")
     return taken
 
 
@@ -71,7 +72,7 @@ def _channel_stats(values: Sequence[float], channels: int) -> tuple[float, ...]:
 
 
 class TimmProtocolMixin:
-    """timm's model protocol over ``stem``, ``maxpool``, ``layer1``..``layer4``, ``avgpool``, ``fc``.
+    """timm's model protocol over ``stem``, ``maxpool``, ``layer1``..``layerN``, ``avgpool``, ``fc``.
 
     The model sets ``config`` (``in_channels``), ``num_features`` and ``feature_info``
     (stem entry first) in its constructor; everything else is derived from them.
@@ -173,13 +174,12 @@ class TimmProtocolMixin:
         ``global_pool``: ``"avg"``, ``"max"``, ``""`` (no pooling, ``num_classes`` must be 0)
         or ``None`` to keep the current pooling.
         """
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+        check_min_int("num_classes", num_classes, 0)
         if global_pool is not None:
             if global_pool not in (*GLOBAL_POOLS, ""):
-                raise ValueError(f"global_pool must be 'avg', 'max', '' or None, got {global_pool!r}")
+                raise OptionError(f"global_pool must be 'avg', 'max', '' or None, got {global_pool!r}")
             if global_pool == "" and num_classes:
-                raise ValueError(f"global_pool='' keeps the feature map, which a classifier cannot take; got num_classes={num_classes}")
+                raise OptionError(f"global_pool='' keeps the feature map, which a classifier cannot take; got num_classes={num_classes}")
             self.avgpool = GLOBAL_POOLS[global_pool]((1, 1)) if global_pool else nn.Identity()
         device = next((p.device for p in self.parameters()), None)  # type: ignore[attr-defined]
         self.fc = nn.Linear(self.num_features, num_classes, device=device) if num_classes else nn.Identity()
@@ -209,7 +209,7 @@ class TimmProtocolMixin:
         output_fmt: str = "NCHW",
         intermediates_only: bool = False,
     ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
-        """The feature maps ``indices`` (0 stem, 1-4 stages; see :func:`take_indices`).
+        """The feature maps ``indices`` (0 stem, 1..N the stages; see :func:`take_indices`).
 
         Returns ``(final feature map, intermediates)``, or the intermediates alone with
         ``intermediates_only``. The final map is :meth:`forward_features`'s; ``stop_early``
@@ -219,18 +219,19 @@ class TimmProtocolMixin:
         ``output_fmt``: ``"NCHW"`` or ``"NHWC"``.
         """
         if output_fmt not in OUTPUT_FORMATS:
-            raise ValueError(f"output_fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {output_fmt!r}")
+            raise OptionError(f"output_fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {output_fmt!r}")
         wanted = take_indices(len(self.feature_info), indices)
-        last = len(STAGES) if not (stop_early or intermediates_only) else max(wanted)
+        stages = self._stage_names()
+        last = len(stages) if not (stop_early or intermediates_only) else max(wanted)
         maps = []
         x = self.stem(self.check_input(x))
         if 0 in wanted:
             maps.append(x)
         x = self.maxpool(x)
         post_act = getattr(self, "post_act", None)
-        for i, name in enumerate(STAGES[:last], start=1):
+        for i, name in enumerate(stages[:last], start=1):
             x = getattr(self, name)(x)
-            if i == len(STAGES) and post_act is not None:
+            if i == len(stages) and post_act is not None:
                 normed = post_act(x)
                 if i in wanted:
                     maps.append(normed if norm else x)
@@ -249,17 +250,22 @@ class TimmProtocolMixin:
         """
         wanted = take_indices(len(self.feature_info), indices)
         last = max(wanted)
-        for name in STAGES[last:]:
+        stages = self._stage_names()
+        for name in stages[last:]:
             setattr(self, name, nn.Sequential())
         if last == 0:
             self.maxpool = nn.Identity()
-        if (prune_norm or last < len(STAGES)) and getattr(self, "post_act", None) is not None:
+        if (prune_norm or last < len(stages)) and getattr(self, "post_act", None) is not None:
             self.post_act = None
-        if last < len(STAGES):
+        if last < len(stages):
             self.num_features = self.feature_info[last]["num_chs"]
-        if prune_head or last < len(STAGES):
+        if prune_head or last < len(stages):
             self.reset_classifier(0, "")
         return wanted
+
+    def _stage_names(self) -> list[str]:
+        """The stages' module names in order (``layer1``..``layerN``), from :attr:`feature_info` (index 0 is the stem)."""
+        return [info["module"] for info in self.feature_info[1:]]
 
     def check_input(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - ResNet provides it
         """Refuse input the model cannot take (implemented by the model)."""

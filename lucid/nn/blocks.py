@@ -6,6 +6,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..core.errors import OptionError
+
 __all__ = ["ConvBNReLU2d", "DropPath", "SqueezeExcite", "make_divisible"]
 
 NormLayer = Callable[[int], nn.Module]
@@ -67,7 +69,7 @@ class DropPath(nn.Module):
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"DropPath: p must be in [0, 1), got {p!r}")
+            raise OptionError(f"DropPath: p must be in [0, 1), got {p!r}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import OptionError
+from ..core.errors import OptionError, OptionTypeError
 from ..models.foreign import first_foreign_part
 from . import graph
 from .folding import fold_batchnorm
@@ -68,27 +68,27 @@ def backends_for(device_type: str, dtype: torch.dtype) -> tuple[str, ...]:
 def _model_device(model: nn.Module) -> torch.device:
     devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
     if len(devices) != 1:
-        raise ValueError(f"optimize_for_inference: the model's tensors must all be on one device, found {sorted(map(str, devices))}")
+        raise OptionError(f"optimize_for_inference: the model's tensors must all be on one device, found {sorted(map(str, devices))}")
     device = devices.pop()
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"optimize_for_inference: the model must be on 'cpu' or 'cuda' with real weights, got device {str(device)!r}")
+        raise OptionError(f"optimize_for_inference: the model must be on 'cpu' or 'cuda' with real weights, got device {str(device)!r}")
     return device
 
 
 def _check_arguments(
     model: nn.Module, dtype: torch.dtype, compile: bool, cuda_graph: bool, calibration: Any, retain_memory: bool,
 ) -> torch.device:
-    from ..models.resnet import ResNet
+    from ..models.modeling_resnet import ResNet
 
     if not isinstance(model, ResNet):
-        raise TypeError(
+        raise OptionTypeError(
             "optimize_for_inference expects a lucid ResNet/ResNeXt model (lucid.models.create_model or "
             f"from_pretrained), got {type(model).__module__}.{type(model).__qualname__}; "
             "load other checkpoints into a lucid model first (lucid.weights)"
         )
     for name, flag in (("compile", compile), ("cuda_graph", cuda_graph), ("retain_memory", retain_memory)):
         if not isinstance(flag, bool):
-            raise TypeError(f"optimize_for_inference: {name} must be a bool, got {flag!r}")
+            raise OptionTypeError(f"optimize_for_inference: {name} must be a bool, got {flag!r}")
     device = _model_device(model)
     foreign = first_foreign_part(model)
     if foreign is not None:
@@ -98,22 +98,22 @@ def _check_arguments(
             "model",
         )
     if cuda_graph and device.type != "cuda":
-        raise ValueError(f"optimize_for_inference: cuda_graph=True needs a model on a CUDA device, got one on {device.type!r}")
+        raise OptionError(f"optimize_for_inference: cuda_graph=True needs a model on a CUDA device, got one on {device.type!r}")
     if cuda_graph and compile:
-        raise ValueError("optimize_for_inference: choose compile=True or cuda_graph=True, not both (the compiled path is not captured)")
+        raise OptionError("optimize_for_inference: choose compile=True or cuda_graph=True, not both (the compiled path is not captured)")
     allowed = _CUDA_DTYPES if device.type == "cuda" else _CPU_DTYPES
     if dtype not in allowed:
-        raise ValueError(f"optimize_for_inference: dtype must be one of {[str(d) for d in allowed]} on {device.type}, got {dtype!r}")
+        raise OptionError(f"optimize_for_inference: dtype must be one of {[str(d) for d in allowed]} on {device.type}, got {dtype!r}")
     if dtype == torch.int8:
         if compile:
-            raise ValueError("optimize_for_inference: compile=True does not apply to dtype=torch.int8 (its default backend 'inductor-aot' already compiles)")
+            raise OptionError("optimize_for_inference: compile=True does not apply to dtype=torch.int8 (its default backend 'inductor-aot' already compiles)")
         if model.training:
-            raise ValueError(
+            raise OptionError(
                 "optimize_for_inference(dtype=torch.int8): the model is in train mode; call model.eval() first "
                 "(calibration measures the activations of the eval-mode model)"
             )
     elif calibration is not None:
-        raise ValueError(f"optimize_for_inference: calibration= applies to dtype=torch.int8 only, got dtype={dtype}")
+        raise OptionError(f"optimize_for_inference: calibration= applies to dtype=torch.int8 only, got dtype={dtype}")
     return device
 
 
@@ -133,17 +133,17 @@ def _check_backend(backend: str | None, device: torch.device, dtype: torch.dtype
     """``backend`` checked against the device and dtype, or the default; ``None`` where ``compile`` decides."""
     if compile:
         if backend is not None:
-            raise ValueError(f"optimize_for_inference: backend= does not apply with compile=True, got backend={backend!r}")
+            raise OptionError(f"optimize_for_inference: backend= does not apply with compile=True, got backend={backend!r}")
         return None
     if backend is None:
         return _default_backend(device, dtype)
     allowed = backends_for(device.type, dtype)
     if backend not in allowed:
-        raise ValueError(f"optimize_for_inference: backend must be one of {list(allowed)} for {dtype} on {device.type}, got {backend!r}")
+        raise OptionError(f"optimize_for_inference: backend must be one of {list(allowed)} for {dtype} on {device.type}, got {backend!r}")
     if backend == "onednn-graph" and not graph.available():
-        raise ValueError(f"optimize_for_inference: backend='onednn-graph' needs PyTorch's oneDNN Graph fuser, which torch {torch.__version__} lacks; use 'onednn-fused'")
+        raise OptionError(f"optimize_for_inference: backend='onednn-graph' needs PyTorch's oneDNN Graph fuser, which torch {torch.__version__} lacks; use 'onednn-fused'")
     if backend == "inductor-aot" and not compiler_available():
-        raise ValueError("optimize_for_inference: backend='inductor-aot' needs a C++ compiler ($CXX or g++ on the PATH); install one or use 'onednn-lowered'")
+        raise OptionError("optimize_for_inference: backend='inductor-aot' needs a C++ compiler ($CXX or g++ on the PATH); install one or use 'onednn-lowered'")
     return backend
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ..core.errors import OptionError
+
 __all__ = ["fold_batchnorm"]
 
 
@@ -16,7 +18,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     write of every feature map at inference. Returns ``module``.
     """
     if module.training:
-        raise ValueError("fold_batchnorm: the module must be in eval mode (call .eval() first); got a module in train mode")
+        raise OptionError("fold_batchnorm: the module must be in eval mode (call .eval() first); got a module in train mode")
     _fold(module)
     return module
 

@@ -6,6 +6,7 @@ import contextlib
 import torch
 from torch import nn
 
+from ..core.errors import OptionError, OptionTypeError
 from .cuda_graphs import CapturedCall
 from .rules import TransientCaches, tracing
 
@@ -54,9 +55,9 @@ class OptimizedModel(TransientCaches, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected a torch.Tensor of shape (N, {self.in_channels}, H, W), got {type(x).__name__}")
+            raise OptionTypeError(f"expected a torch.Tensor of shape (N, {self.in_channels}, H, W), got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input of shape (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
+            raise OptionError(f"expected input of shape (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
         out_dtype = x.dtype if x.is_floating_point() else torch.float32
         # a compiler captures the graph itself; inference mode is for running it
         with contextlib.nullcontext() if tracing() else torch.inference_mode():

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.errors import OptionError, OptionTypeError
 from .rules import TransientCaches, tracing
 
 __all__ = ["Int8Net", "calibration_batches", "compiler_available", "quantize_int8"]
@@ -50,34 +51,34 @@ def _images_of(item: Any, index: int, in_channels: int) -> torch.Tensor:
     x = item[0] if isinstance(item, (tuple, list)) and item else item
     where = f"calibration batch {index}"
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: expected a tensor of images (N, {in_channels}, H, W) or an (images, labels) pair, got {type(x).__name__}")
+        raise OptionTypeError(f"{where}: expected a tensor of images (N, {in_channels}, H, W) or an (images, labels) pair, got {type(x).__name__}")
     if x.dim() != 4 or x.shape[1] != in_channels or x.shape[0] < 1:
-        raise ValueError(f"{where}: expected images of shape (N, {in_channels}, H, W), got shape {tuple(x.shape)}")
+        raise OptionError(f"{where}: expected images of shape (N, {in_channels}, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ValueError(f"{where}: expected float images (normalized as for the model), got dtype {x.dtype}")
+        raise OptionError(f"{where}: expected float images (normalized as for the model), got dtype {x.dtype}")
     if not torch.isfinite(x).all():
-        raise ValueError(f"{where}: images hold non-finite values (NaN or inf)")
+        raise OptionError(f"{where}: images hold non-finite values (NaN or inf)")
     return x.detach().to("cpu", torch.float32)
 
 
 def calibration_batches(calibration: Iterable[Any] | None, in_channels: int, count: int) -> list[torch.Tensor]:
     """The first ``count`` image batches of ``calibration``, checked; an error if it holds fewer."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"optimize_for_inference: calibration_batches must be a positive int, got {count!r}")
+        raise OptionError(f"optimize_for_inference: calibration_batches must be a positive int, got {count!r}")
     if calibration is None:
-        raise ValueError(
+        raise OptionError(
             "optimize_for_inference(dtype=torch.int8) needs calibration=: an iterable of image batches or "
             "(images, labels) pairs from the training data (e.g. a DataLoader), to measure activation ranges"
         )
     if isinstance(calibration, torch.Tensor):
-        raise TypeError("optimize_for_inference: calibration must be an iterable of batches (e.g. a list of tensors or a DataLoader), got one tensor")
+        raise OptionTypeError("optimize_for_inference: calibration must be an iterable of batches (e.g. a list of tensors or a DataLoader), got one tensor")
     batches: list[torch.Tensor] = []
     for item in calibration:
         batches.append(_images_of(item, len(batches), in_channels))
         if len(batches) == count:
             break
     if len(batches) < count:
-        raise ValueError(
+        raise OptionError(
             f"optimize_for_inference: calibration gave {len(batches)} batch(es), expected at least calibration_batches={count}; "
             "pass more batches or a lower calibration_batches"
         )

@@ -4,7 +4,8 @@
 ``recipe`` the optimizer, schedule, loss, MixUp/CutMix and EMA; ``step`` the single optimisation
 step shared with ``lucid bench``; ``epoch`` one epoch; ``evaluation`` the validation;
 ``state`` the ``last.pt`` format; ``rundir`` the output folder; ``engine`` the run that ties them
-together; ``data`` the datasets; ``distributed`` the DDP plumbing; ``predict`` evaluation and
+together; ``sampler`` which samples each process trains on (resumable mid-epoch); ``faults`` the
+hooks that fault-tolerance tests use; ``data`` the datasets; ``distributed`` the DDP plumbing; ``predict`` evaluation and
 prediction from a saved run; ``average`` weight averaging; ``plots`` learning curves and confusion matrices.
 
 Example:

@@ -62,7 +62,7 @@ def average_state_dicts(state_dicts: Sequence[dict[str, torch.Tensor]], names: S
 
 def average_files(files: Sequence[Path]) -> dict[str, torch.Tensor]:
     """Load ``files`` (without executing code) and average them."""
-    from ..io import load_file
+    from ..checkpoints.io import load_file
 
     if not files:
         raise ConfigError("no checkpoints to average", "checkpoints")

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..core.errors import OptionError
+
 __all__ = ["DistInfo", "all_min", "all_reduce_sum", "barrier", "broadcast_object", "cleanup", "gather_objects", "launch_local", "setup", "sync_buffers"]
 
 
@@ -47,7 +49,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an int, got {value!r}") from None
+        raise OptionError(f"environment variable {name} must be an int, got {value!r}") from None
 
 
 def setup(device_kind: str) -> DistInfo:
@@ -149,7 +151,7 @@ def launch_local(nproc: int, fn: Callable[..., Any], *args: Any) -> None:
     import torch.multiprocessing as mp
 
     if nproc < 1:
-        raise ValueError(f"--nproc must be a positive int, got {nproc}")
+        raise OptionError(f"--nproc must be a positive int, got {nproc}")
     try:
         mp.start_processes(_entry, args=(nproc, _free_port(), fn, args), nprocs=nproc, join=True, start_method="spawn")
     except mp.ProcessRaisedException as e:

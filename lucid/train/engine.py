@@ -5,11 +5,14 @@ once), :mod:`~lucid.train.recipe` (optimizer, schedule, loss, mixing, EMA), :mod
 (one epoch), :mod:`~lucid.train.evaluation`, :mod:`~lucid.train.state` (``last.pt``) and
 :mod:`~lucid.train.rundir` (the output folder). The output folder is a ``save_pretrained`` folder of
 the best model plus ``metrics.jsonl`` and ``last.pt`` (the full training state, rewritten atomically
-after every epoch, loadable with ``torch.load(weights_only=True)``).
+after every epoch and every ``save_every`` optimizer steps, loadable with ``torch.load(weights_only=True)``).
+A run resumed from a state saved mid-epoch continues at the next unseen batch
+(:mod:`~lucid.train.sampler`), with every process's RNG states restored.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -22,16 +25,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError, ConfigTypeError
-from ..data.folder import DataError, Preprocessing, collate_skipping, describe_transform
-from . import distributed, recipe
+from ..core.errors import CheckpointError, ConfigError, ConfigTypeError, LucidError
+from ..data.folder import DataError, Preprocessing, collate_skipping, describe_transform, eval_transform
+from . import distributed, faults, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
 from .epoch import EpochResult, Job, train_one_epoch, warn
 from .evaluation import all_finite, evaluate
 from .rundir import METRICS_NAME, RunFolder, fresh_out_dir
 from .runtime import Runtime, resolve_amp, resolve_device, resolve_runtime
+from .sampler import EpochSampler, SeededDataset, set_train_size
 from .state import (
     STATE_NAME,
+    check_state,
     config_from_state,
     load_state,
     rng_state,
@@ -40,7 +45,9 @@ from .state import (
 )
 from .step import NonFiniteLossError
 
-__all__ = ["METRICS_NAME", "STATE_NAME", "TrainConfig", "evaluate", "fit", "load_state", "resolve_amp", "resolve_device"]
+__all__ = ["AUTO", "METRICS_NAME", "STATE_NAME", "TrainConfig", "evaluate", "fit", "load_state", "resolve_amp", "resolve_device"]
+
+AUTO = "auto"  # resume=AUTO: continue from OUT/last.pt when it exists, else start a new run
 
 
 @dataclass
@@ -67,30 +74,45 @@ class Data:
 
 @dataclass
 class Progress:
-    """Where the run stands: epochs done, the best validation accuracy so far, the metric records."""
+    """Where the run stands: epochs done, the best validation accuracy so far, the metric records.
+
+    ``step`` and ``sums`` say how far a resumed run had got into its next epoch: the batches done
+    and this process's running sums over them.
+    """
 
     epoch: int = 0
     best_acc1: float = -1.0
     best_epoch: int = 0
     ema_best_acc1: float = -1.0
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    step: int = 0
+    sums: torch.Tensor | None = None
 
 
 def fit(cfg: TrainConfig, resume: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Train as ``cfg`` says (or continue the run in ``resume``); returns a summary dict.
 
+    ``resume`` is a run folder (or its ``last.pt``), continued with its saved settings, or
+    ``"auto"``: continue ``cfg.out``'s run when it holds a ``last.pt`` saved with the same settings,
+    else start it, so that one command serves every restart (torchrun ``--max-restarts``, a requeue).
     Run it in every process of a torchrun job: ranks join the process group from the environment,
     shard the data, reduce metrics, and only rank 0 writes files or prints.
     """
-    state = None
-    if resume is not None:
+    state, file = None, None
+    if resume is not None and str(resume) != AUTO:
         state = load_state(resume)
-        cfg = config_from_state(state, resume)
-        cfg.out = str(Path(resume) if Path(resume).is_dir() else Path(resume).parent)
+        file = Path(resume) / STATE_NAME if Path(resume).is_dir() else Path(resume)
+        cfg = config_from_state(state, file)
+        cfg.out = str(file.parent)
     cfg.validate()
+    if str(resume) == AUTO:
+        _check_auto(cfg)
     info = distributed.setup(resolve_device(cfg.device).type)
     try:
-        summary = _fit(cfg, info, state)
+        if str(resume) == AUTO:
+            cfg, state = _auto_state(cfg, info)
+            file = Path(cfg.out) / STATE_NAME
+        summary = _fit(cfg, info, state, file)
         # No rank may close its connections while another still finishes (gloo aborts on a closed peer).
         distributed.barrier(info)
         return summary
@@ -98,7 +120,63 @@ def fit(cfg: TrainConfig, resume: str | os.PathLike[str] | None = None) -> dict[
         distributed.cleanup(info)
 
 
-def _fit(cfg: TrainConfig, info: distributed.DistInfo, state: dict[str, Any] | None) -> dict[str, Any]:
+def _check_auto(cfg: TrainConfig) -> None:
+    if cfg.out is None:
+        raise ConfigError("resume: --resume auto needs --out, the run folder to continue or start", "resume")
+    if cfg.overwrite:
+        raise ConfigError("resume: --resume auto continues the run in --out; it cannot be combined with --overwrite", "resume")
+
+
+def _auto_state(cfg: TrainConfig, info: distributed.DistInfo) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """For ``--resume auto``: rank 0's reading of ``OUT/last.pt`` (or ``None``: a new run), shared with every rank."""
+    file = Path(cfg.out) / STATE_NAME
+
+    def read() -> dict[str, Any] | None:
+        if not file.exists():
+            return None
+        state = load_state(file)
+        _same_settings(cfg, config_from_state(state, file), file)
+        return state
+
+    state = _on_main(read, info, share=True)
+    if state is None:
+        return cfg, None
+    saved = config_from_state(state, file)
+    saved.out = cfg.out
+    return saved, state
+
+
+def _same_settings(given: TrainConfig, saved: TrainConfig, file: Path) -> None:
+    """Refuse to continue a run whose saved settings differ from the command's."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("out", "overwrite"):
+            continue
+        mine, theirs = getattr(given, f.name), getattr(saved, f.name)
+        if f.name == "data" and mine is not None:
+            mine = str(Path(mine).resolve())
+        if mine != theirs:
+            raise ConfigError(f"resume: {file} was saved with {f.name}={theirs!r}, this command gives {mine!r}; "
+                              "repeat the run's own command, or choose another --out", "resume")
+
+
+def _on_main(fn: Any, info: distributed.DistInfo, share: bool = False) -> Any:
+    """``fn()`` on rank 0 (its value shared with every rank if ``share``, else ``None`` elsewhere).
+
+    An error it raises is raised on every rank, so that no rank goes on to wait for the others.
+    """
+    value, error = None, None
+    if info.is_main:
+        try:
+            value = fn()
+        except (LucidError, OSError) as e:
+            error = e
+    error = distributed.broadcast_object(error, info)
+    if error is not None:
+        raise error
+    return distributed.broadcast_object(value, info) if share else value
+
+
+def _fit(cfg: TrainConfig, info: distributed.DistInfo, state: dict[str, Any] | None, file: Path | None) -> dict[str, Any]:
     wall_start = time.perf_counter()
     torch.manual_seed(cfg.seed)  # the model is initialised from the seed; each rank then offsets its RNG
     random.seed(cfg.seed)
@@ -109,7 +187,7 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, state: dict[str, Any] | N
     job = build_job(cfg, model, data, info)
     run = _open_run(cfg, info, resumed=state is not None)
     try:
-        progress = _restore(job, state, run, info) if state is not None else Progress()
+        progress = _restore(job, state, run, file) if state is not None else Progress()
         if info.is_main:
             _announce(cfg, job, data, progress)
         if state is None:
@@ -127,7 +205,9 @@ def _run_epochs(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run:
     epoch = progress.epoch
     try:
         for epoch in range(progress.epoch, cfg.epochs):
-            result = train_one_epoch(job, epoch)
+            start, sums = (progress.step, progress.sums) if epoch == progress.epoch else (0, None)
+            after_update = functools.partial(_after_update, cfg, job, data, progress, run, epoch)
+            result = train_one_epoch(job, epoch, start, sums, after_update)
             distributed.sync_buffers(job.model, job.info)
             record = _validate(job, val_loader, result, epoch)
             _end_epoch(cfg, job, data, progress, run, record, writer)
@@ -139,6 +219,16 @@ def _run_epochs(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run:
     finally:
         if writer is not None:
             writer.close()
+
+
+def _after_update(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: RunFolder | None, epoch: int,
+                  step: int, sums: torch.Tensor) -> None:
+    """After each optimizer step: save the state every ``save_every`` steps of the run (epoch ends save anyway)."""
+    updates_per_epoch = -(-job.steps_per_epoch // job.grad_accum)
+    update = epoch * updates_per_epoch + -(-step // job.grad_accum)
+    if cfg.save_every and update % cfg.save_every == 0 and step < job.steps_per_epoch:
+        _save_state(job, cfg, data, progress, run, step, sums)
+    faults.maybe_kill(job.info.rank, update)
 
 
 def _validate(job: Job, loader: Any, result: EpochResult, epoch: int) -> dict[str, Any]:
@@ -172,7 +262,7 @@ def _end_epoch(cfg: TrainConfig, job: Job, data: Data, progress: Progress, run: 
     if ema_best:
         progress.ema_best_acc1 = record["ema_val_acc1"]
     job.schedule.epoch_end(record["val_acc1"])
-    progress.epoch = epoch
+    progress.epoch, progress.step, progress.sums = epoch, 0, None
     if run is not None:
         progress.records.append(record)
         if is_best:
@@ -205,6 +295,9 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
         overrides["block_args"] = {**dict(overrides.get("block_args") or {}), "drop_path": cfg.drop_path}
     augment = {"auto_augment": cfg.auto_augment, "random_erase": cfg.random_erase}
     if cfg.data is None:
+        for name in ("eval_size", "progressive_resize"):
+            if getattr(cfg, name) is not None:
+                raise ConfigError(f"{name} needs an image folder (--data); the bundled digits come at one size (--image-size)", name)
         overrides = {**DIGITS_MODEL_DEFAULTS, **overrides}
         if overrides["in_channels"] != 1:
             raise ConfigError(f"overrides in_channels: the digits are grey images (in_channels=1), got {overrides['in_channels']!r}", "in_channels")
@@ -221,8 +314,12 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
         channels = overrides.get("in_channels", 3)
         if not isinstance(channels, int) or isinstance(channels, bool):
             raise ConfigTypeError(f"in_channels must be an int, got {channels!r}", "in_channels")
-        prep = default_preprocessing(cfg.image_size or 224, channels)
+        train_size = cfg.resize_range()[1] if cfg.progressive_resize else cfg.image_size or 224
+        prep = default_preprocessing(train_size, channels)
         train, val, classes = folder_splits(cfg.data, cfg.val_split, cfg.seed, prep, **augment)
+        if cfg.eval_size is not None:  # evaluation (and the saved model's input size) at its own size
+            prep = dataclasses.replace(prep, image_size=cfg.eval_size)
+            val.transform = eval_transform(prep)
         described = {"name": "folder", "path": str(Path(cfg.data).resolve())}
     given = overrides.get("num_classes")
     if given is not None and (not isinstance(given, int) or isinstance(given, bool)):
@@ -245,11 +342,12 @@ def build_model(cfg: TrainConfig, overrides: dict[str, Any], load_weights: bool)
 
 def build_job(cfg: TrainConfig, model: nn.Module, data: Data, info: distributed.DistInfo) -> Job:
     """Policy, optimizer, schedule, loss, mixing, EMA and the training loader around ``model``."""
-    from torch.utils.data import DistributedSampler
-
     if len(data.train) < 2 * info.world_size:
         raise DataError(f"--data: {len(data.train)} training image(s) are too few for {info.world_size} process(es) (at least 2 each)")
-    sampler = DistributedSampler(data.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
+    sizes = recipe.progressive_sizes(*cfg.resize_range(), cfg.epochs) if cfg.progressive_resize else None
+    if sizes:
+        set_train_size(data.train, sizes[0])  # refused here, before training, if the data cannot be resized
+    sampler = EpochSampler(len(data.train), info.world_size, info.rank, cfg.seed, cfg.repeated_aug, sizes)
     # Drop the ragged last batch: equal steps on every rank, and never a lone sample (BatchNorm cannot train on one).
     drop_last = len(sampler) > cfg.batch_size
     steps = len(sampler) // cfg.batch_size if drop_last else 1
@@ -266,7 +364,7 @@ def build_job(cfg: TrainConfig, model: nn.Module, data: Data, info: distributed.
               clip_grad=cfg.clip_grad, skip_nonfinite=cfg.on_nonfinite == "skip", may_skip_batches=cfg.data is not None,
               scaler=torch.amp.GradScaler(runtime.device.type) if runtime.amp_dtype == torch.float16 else None,
               mix=recipe.build_batch_mix(cfg, len(data.classes)), ema=recipe.build_ema(cfg, model))
-    job.loader = _loader(data.train, cfg.batch_size, job, sampler=sampler, drop_last=drop_last)
+    job.loader = _loader(SeededDataset(data.train), cfg.batch_size, job, sampler=sampler, drop_last=drop_last)
     return job
 
 
@@ -285,7 +383,8 @@ def _loader(dataset: Any, batch_size: int, job: Job, **kw: Any) -> Any:
     if "sampler" not in kw:  # validation: each rank takes its own share
         dataset = Subset(dataset, range(job.info.rank, len(dataset), job.info.world_size))
     workers = job.runtime.workers
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping,
+    # Its own generator: creating an iterator never draws from the global RNG (a resumed run's stream stays the same).
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping, generator=torch.Generator(),
                       pin_memory=job.runtime.device.type == "cuda", persistent_workers=workers > 0, **kw)
 
 
@@ -308,30 +407,32 @@ def _open_run(cfg: TrainConfig, info: distributed.DistInfo, resumed: bool) -> Ru
         cfg.out = distributed.broadcast_object(str(fresh_out_dir(cfg.model)) if info.is_main else None, info)
     if cfg.data is not None:
         cfg.data = str(Path(cfg.data).resolve())  # so that --resume from another working folder finds it
-    run, error = None, None
-    if info.is_main:
-        try:
-            run = RunFolder.open(cfg.out, resume=resumed, overwrite=cfg.overwrite)
-        except ConfigError as e:
-            error = e
-    error = distributed.broadcast_object(error, info)
-    if error is not None:
-        raise error
-    return run
+    return _on_main(lambda: RunFolder.open(cfg.out, resume=resumed, overwrite=cfg.overwrite), info)
 
 
-def _save_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run: RunFolder | None) -> None:
-    rng_all = distributed.gather_objects(rng_state(), job.info)
-    if run is None:
-        return
+def _save_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run: RunFolder | None,
+                step: int = 0, sums: torch.Tensor | None = None) -> None:
+    """Rank 0 writes ``last.pt`` (atomically), with every rank's RNG states and, mid-epoch, running sums.
+
+    The other ranks wait until it is written, so a process lost after this call can resume from here.
+    """
+    ranks = distributed.gather_objects((rng_state(), None if sums is None else sums.detach().cpu()), job.info)
+    if run is not None:
+        _write_state(job, cfg, data, progress, run, step, ranks)
+    distributed.barrier(job.info)
+
+
+def _write_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run: RunFolder, step: int, ranks: list[Any]) -> None:
     save_state(run.state_file, {
         "epoch": progress.epoch,
+        "step": step,
+        "epoch_sums": [sums for _, sums in ranks] if step else None,
         "model": job.model.state_dict(),
         "optimizer": job.optimizer.state_dict(),
         "scheduler": job.schedule.state_dict(),
         "scaler": job.scaler.state_dict() if job.scaler is not None else None,
         "ema": job.ema.state_dict() if job.ema is not None else None,
-        "rng": rng_all,
+        "rng": [rng for rng, _ in ranks],
         "config": dataclasses.asdict(cfg),
         "model_config": job.model.config.to_dict(),
         "metadata": data.metadata,
@@ -341,24 +442,81 @@ def _save_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run:
     })
 
 
-def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, info: distributed.DistInfo) -> Progress:
-    from ..io import load_into
+def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, file: Path) -> Progress:
+    """Load a saved state into the job, checking all of it before the first step; the Progress it had reached."""
+    from ..checkpoints.io import load_into
 
-    load_into(job.model, state["model"])
-    job.optimizer.load_state_dict(state["optimizer"])
-    job.schedule.load_state_dict(state["scheduler"])
+    check_state(state, file, job.epochs)
+    _load_part(file, "model", lambda: load_into(job.model, state["model"]))
+    _load_part(file, "optimizer", lambda: _load_optimizer(job.optimizer, state["optimizer"]))
+    _load_part(file, "scheduler", lambda: _load_schedule(job.schedule, state["scheduler"]))
     if job.scaler is not None and state.get("scaler"):
-        job.scaler.load_state_dict(state["scaler"])
+        _load_part(file, "scaler", lambda: job.scaler.load_state_dict(state["scaler"]))
     if job.ema is not None and state.get("ema"):
-        job.ema.load_state_dict(state["ema"])
-    rng = state["rng"]
+        _load_part(file, "ema", lambda: job.ema.load_state_dict(state["ema"]))
+    epoch, step, info = state["epoch"], state.get("step", 0), job.info
+    if step >= job.steps_per_epoch:
+        raise CheckpointError(f"{file}: key 'step' must be below the {job.steps_per_epoch} steps of an epoch, got {step}")
+    rng, sums = state["rng"], state.get("epoch_sums")
     if len(rng) == info.world_size:
-        set_rng_state(rng[info.rank])
-    elif info.is_main:
-        warn(f"the state was saved by {len(rng)} processes and is resumed by {info.world_size}: data order and augmentation will differ")
-    epoch = int(state["epoch"])
-    records = run.metrics_upto(epoch) if run is not None else []
-    return Progress(epoch, float(state["best_acc1"]), int(state["best_epoch"]), float(state.get("ema_best_acc1", -1.0)), records)
+        _load_part(file, "rng", lambda: set_rng_state(rng[info.rank]))
+    else:
+        if info.is_main:
+            warn(f"the state was saved by {len(rng)} processes and is resumed by {info.world_size}: data order and augmentation will differ"
+                 + (f"; epoch {epoch + 1} starts again from its first batch" if step else ""))
+        step, sums = 0, None
+    records = _on_main(lambda: _checked_run(run, state, epoch), info)
+    progress = Progress(epoch, float(state["best_acc1"]), int(state["best_epoch"]), float(state.get("ema_best_acc1", -1.0)), records or [])
+    progress.step, progress.sums = step, (sums[info.rank] if step and sums else None)
+    return progress
+
+
+def _load_part(file: Path, key: str, load: Any) -> None:
+    """Run ``load``; any failure becomes one line naming the file and the key."""
+    try:
+        load()
+    except (CheckpointError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"{file}: key {key!r} does not fit this run ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load an optimizer state; every per-parameter tensor must have its parameter's shape."""
+    optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f"{name} has shape {tuple(value.shape)} for a parameter of shape {tuple(p.shape)}")
+                if isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all()):
+                    raise ValueError(f"{name} holds NaN or infinite values")
+
+
+def _load_schedule(schedule: recipe.Schedule, state: dict[str, Any]) -> None:
+    """Load a schedule state that has every key of this run's schedule (a missing one would silently keep a fresh value)."""
+    missing = sorted(set(schedule.state_dict()) - set(state))
+    if missing:
+        raise KeyError(f"{', '.join(missing)} missing")
+    step = state["last_epoch"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"last_epoch must be an int >= 0, got {step!r}"[:100])
+    schedule.load_state_dict(state)
+
+
+def _checked_run(run: RunFolder | None, state: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
+    """The metric records of the epochs done; the saved best model(s) must be readable."""
+    from ..checkpoints.io import load_file
+
+    if run is None:
+        return []
+    folders = [run.path] * (state["best_epoch"] > 0) + [run.path / "ema"] * (state.get("ema_best_acc1", -1.0) >= 0)
+    for folder in folders:
+        weights = folder / "model.safetensors"
+        try:
+            load_file(weights)
+        except (CheckpointError, OSError) as e:
+            raise CheckpointError(f"{weights}: the run's best model is damaged ({' '.join(str(e).split())[:200]}); "
+                                  "restore the file, or start the run again with --overwrite") from None
+    return run.metrics_upto(epoch)
 
 
 def _announce(cfg: TrainConfig, job: Job, data: Data, progress: Progress) -> None:
@@ -370,6 +528,8 @@ def _announce(cfg: TrainConfig, job: Job, data: Data, progress: Progress) -> Non
           f"writing {cfg.out}", flush=True)
     print(f"train augmentation: {'; '.join(data.transforms['train']) or 'none'}", flush=True)
     print(f"eval preprocessing: {'; '.join(data.transforms['eval']) or 'none'}", flush=True)
+    if cfg.progressive_resize:
+        print(f"image size per epoch: {', '.join(map(str, job.loader.sampler.sizes))} px", flush=True)
     if progress.epoch >= cfg.epochs:
         print(f"lucid train: {cfg.out} already finished its {cfg.epochs} epochs", flush=True)
 

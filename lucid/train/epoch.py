@@ -10,17 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import distributed
+from ..core.console import warn
+from . import distributed, faults
 from .recipe import Schedule
 from .runtime import Runtime
+from .sampler import EpochSampler
 from .step import NonFiniteLossError, train_step
 
 __all__ = ["EpochResult", "Job", "train_one_epoch", "warn"]
-
-
-def warn(message: str) -> None:
-    """A warning line on stderr."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -86,18 +83,33 @@ def _step(job: Job, batch: Any, update: bool, sums: torch.Tensor) -> None:
     sums[2] += n
 
 
-def train_one_epoch(job: Job, epoch: int) -> EpochResult:
-    """Train ``job`` for one epoch (0-based ``epoch``); a non-finite loss stops it, or skips the step when allowed."""
-    start = time.perf_counter()
-    job.model.train()
+def _start_epoch(job: Job, epoch: int, start: int) -> None:
+    """Point the sampler at ``epoch``, ``start`` batches in (and log the plan when asked to)."""
     sampler = getattr(job.loader, "sampler", None)
-    if hasattr(sampler, "set_epoch"):
+    if isinstance(sampler, EpochSampler):
+        batch = job.loader.batch_size
+        sampler.set_epoch(epoch, start * batch)
+        faults.log_samples(epoch, job.info.rank, start * batch, lambda: sampler.plan(epoch)[0][start * batch: job.steps_per_epoch * batch])
+    elif hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
+
+
+def train_one_epoch(job: Job, epoch: int, start: int = 0, sums: torch.Tensor | None = None,
+                    on_update: Callable[[int, torch.Tensor], None] | None = None) -> EpochResult:
+    """Train ``job`` for one epoch (0-based ``epoch``); a non-finite loss stops it, or skips the step when allowed.
+
+    A resumed epoch begins after its first ``start`` batches, with this process's running ``sums``
+    over them. ``on_update(step, sums)`` runs after every optimizer step (``step`` counts batches).
+    """
+    begun = time.perf_counter()
+    job.model.train()
+    _start_epoch(job, epoch, start)
     progress = _Progress(job.info.is_main, job.steps_per_epoch, epoch + 1, job.epochs)
-    sums = torch.zeros(6, dtype=torch.float64, device=job.runtime.device)  # loss*n, correct, n, skipped images, skipped steps, non-finite
+    # loss*n, correct, n, skipped images, skipped steps, non-finite
+    sums = torch.zeros(6, dtype=torch.float64, device=job.runtime.device) if sums is None else sums.to(job.runtime.device)
     lr = job.optimizer.param_groups[0]["lr"]
     for index, batch in enumerate(job.loader):
-        step = index + 1
+        step = start + index + 1
         if batch.skipped:
             sums[3] += len(batch.skipped)
             job.on_skip(batch.skipped)
@@ -108,30 +120,39 @@ def train_one_epoch(job: Job, epoch: int) -> EpochResult:
         if job.may_skip_batches and distributed.all_min(n, job.info, job.runtime.device) < 2:
             sums[4] += 1
         else:
-            try:
-                _step(job, batch, update, sums)
-            except NonFiniteLossError as e:
-                if not job.skip_nonfinite:
-                    raise NonFiniteLossError(
-                        f"{e} at epoch {epoch + 1}, step {step} (lr {lr:.3g}); the weights of the last finished epoch are kept. "
-                        "Lower --lr, add --clip-grad, or pass --on-nonfinite skip to skip such steps"
-                    ) from None
-                job.optimizer.zero_grad(set_to_none=True)
-                sums[5] += 1
+            _guarded_step(job, batch, update, sums, epoch, step, lr)
         if update:
             job.schedule.step()
             if job.ema is not None:
                 job.ema.update_parameters(job.model)
+            if on_update is not None:
+                on_update(step, sums)
         if progress.wants(step):
             loss_sum, correct, count = sums[:3].tolist()
-            elapsed = time.perf_counter() - start
-            progress.update(step, loss_sum / max(count, 1), correct / max(count, 1), count * job.info.world_size / elapsed, elapsed / step * (job.steps_per_epoch - step))
+            elapsed = time.perf_counter() - begun
+            done = max(step - start, 1)
+            progress.update(step, loss_sum / max(count, 1), correct / max(count, 1), done * n * job.info.world_size / elapsed,
+                            elapsed / done * (job.steps_per_epoch - step))
         progress.tick()
     progress.close()
     distributed.all_reduce_sum(sums, job.info)
     loss_sum, correct, count, skipped, skipped_steps, nonfinite = sums.tolist()
     return EpochResult(loss_sum / max(count, 1.0), correct / max(count, 1.0), int(count), int(skipped), int(skipped_steps),
-                       int(nonfinite), lr, time.perf_counter() - start)
+                       int(nonfinite), lr, time.perf_counter() - begun)
+
+
+def _guarded_step(job: Job, batch: Any, update: bool, sums: torch.Tensor, epoch: int, step: int, lr: float) -> None:
+    """One training step; a non-finite loss stops the run, or (when allowed) skips the step and counts it."""
+    try:
+        _step(job, batch, update, sums)
+    except NonFiniteLossError as e:
+        if not job.skip_nonfinite:
+            raise NonFiniteLossError(
+                f"{e} at epoch {epoch + 1}, step {step} (lr {lr:.3g}); the weights of the last finished epoch are kept. "
+                "Lower --lr, add --clip-grad, or pass --on-nonfinite skip to skip such steps"
+            ) from None
+        job.optimizer.zero_grad(set_to_none=True)
+        sums[5] += 1
 
 
 class _Progress:

@@ -15,7 +15,8 @@ from torch import nn
 
 from .config import TrainConfig
 
-__all__ = ["Schedule", "build_batch_mix", "build_ema", "build_loss", "build_optimizer", "param_groups", "warmup_cosine", "warmup_step"]
+__all__ = ["Schedule", "build_batch_mix", "build_ema", "build_loss", "build_optimizer", "param_groups", "progressive_sizes", "warmup_cosine",
+           "warmup_step"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -59,6 +60,20 @@ def warmup_step(total_steps: int, warmup_steps: int, milestones: tuple[float, ..
         return 0.1 ** sum(step >= m * total_steps for m in milestones)
 
     return factor
+
+
+def progressive_sizes(first: int, last: int, epochs: int, multiple: int = 16) -> list[int]:
+    """The training image size of each epoch for progressive resizing (as FFCV's and MosaicML's ImageNet recipes).
+
+    Exactly ``first`` px in the first epoch and ``last`` px in the last; in between linear, rounded to
+    a multiple of ``multiple`` px and kept within [``first``, ``last``]. Small images early make the
+    early epochs cheap; the last epochs train at the full size the model is evaluated near.
+    """
+    sizes = []
+    for epoch in range(epochs - 1):
+        size = round((first + (last - first) * epoch / (epochs - 1)) / multiple) * multiple
+        sizes.append(first if epoch == 0 else min(last, max(first, size)))
+    return [*sizes, last]
 
 
 class Schedule:

@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from ..core.errors import ConfigError
+from ..core.errors import CheckpointError, ConfigError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
 
@@ -129,10 +129,23 @@ class RunFolder:
         atomic_write_text(self.path / METRICS_NAME, "".join(strict_json(r) + "\n" for r in records))
 
     def metrics_upto(self, epoch: int) -> list[dict[str, Any]]:
-        """The saved records of epochs 1..``epoch`` (those of a resumed run's finished epochs)."""
-        if not (self.path / METRICS_NAME).is_file():
+        """The saved records of epochs 1..``epoch`` (those of a resumed run's finished epochs).
+
+        Each record must be a JSON object with an int ``epoch``; anything else is refused naming the line.
+        """
+        path = self.path / METRICS_NAME
+        if not path.is_file():
             return []
-        return [r for r in read_metrics(self.path) if r.get("epoch", 0) <= epoch]
+        try:
+            records = read_metrics(self.path)
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
+        for number, record in enumerate(records, start=1):
+            value = record.get("epoch") if isinstance(record, dict) else None
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                shown = repr(value) if isinstance(record, dict) else type(record).__name__
+                raise CheckpointError(f"{path}, record {number}: expected an object with an int epoch >= 1, got {shown[:80]}")
+        return [r for r in records if r["epoch"] <= epoch]
 
     def save_model(self, model: nn.Module, metadata: dict[str, Any], sub: str | None = None) -> None:
         """The model as a ``save_pretrained`` folder: the run folder itself, or its sub-folder ``sub``."""
@@ -140,7 +153,7 @@ class RunFolder:
 
     def save_checkpoint(self, state_dict: dict[str, Any], epoch: int, keep: int) -> None:
         """``checkpoints/epoch-N.safetensors`` for this epoch; only the last ``keep`` are kept."""
-        from ..io import save_file
+        from ..checkpoints.io import save_file
 
         folder = self.path / CHECKPOINTS
         save_file(state_dict, folder / f"epoch-{epoch:04d}.safetensors")

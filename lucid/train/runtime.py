@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.errors import ConfigError
+from ..inference.runtime import resolve_amp, resolve_device
 from . import distributed
 from .config import TrainConfig
 from .step import fast_defaults
@@ -29,36 +29,6 @@ class Runtime:
         """One line for the run's start-up message."""
         amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
         return f"device {self.device}, amp {amp}, channels_last {self.channels_last}, compile {self.compile}"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"``: CUDA when present, else CPU; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device: {name!r} is not a device (expected auto, cpu, cuda, cuda:N)", "device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name}: CUDA is not available on this machine", "device")
-    return device
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` (auto, bf16, fp16, off) on ``device`` (``auto`` follows :func:`fast_defaults`)."""
-    if amp == "off":
-        return None
-    if amp == "auto":
-        return fast_defaults(device)["amp_dtype"]
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ConfigError(f"amp fp16 needs a CUDA device (it uses a gradient scaler), got device {device}; use bf16 or off", "amp")
-        return torch.float16
-    if amp != "bf16":
-        raise ConfigError(f"amp must be one of auto, bf16, fp16, off, got {amp!r}", "amp")
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("amp bf16: this GPU has no bf16 support; use fp16", "amp")
-    return torch.bfloat16
 
 
 def resolve_runtime(cfg: TrainConfig, info: distributed.DistInfo, images: int) -> Runtime:

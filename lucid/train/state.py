@@ -2,24 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..core.errors import CheckpointError
-from ..core.fileio import atomic_write_bytes
+from ..checkpoints.train_state import REQUIRED, STATE_FORMAT, STATE_NAME, load_state, save_state  # noqa: F401  (REQUIRED: older imports)
+from ..core.errors import CheckpointError, ConfigError
 from .config import TrainConfig
 
-__all__ = ["STATE_FORMAT", "STATE_NAME", "config_from_state", "load_state", "rng_state", "save_state", "set_rng_state"]
-
-STATE_NAME = "last.pt"
-STATE_FORMAT = "lucid-train-state/1"
-REQUIRED = ("epoch", "model", "optimizer", "scheduler", "rng", "config", "model_config", "metadata", "best_acc1", "best_epoch")
-
+__all__ = ["STATE_FORMAT", "STATE_NAME", "check_state", "config_from_state", "load_state", "rng_state", "save_state", "set_rng_state"]
 
 def rng_state() -> dict[str, Any]:
     """This process's RNG states as tensors and plain values (so ``weights_only`` loading accepts them)."""
@@ -48,44 +41,87 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
 
 
-def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Write a training state atomically and durably.
-
-    The state is serialised in memory first, so a full disk surfaces as an ``OSError`` that names
-    the file (and the previous state stays intact).
-    """
-    buffer = io.BytesIO()
-    torch.save({"format": STATE_FORMAT, **state}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a ``last.pt`` training state (``path`` is the file or its run folder) with ``weights_only=True``."""
-    path = Path(path)
-    file = path / STATE_NAME if path.is_dir() else path
-    if not file.is_file():
-        where = f"{path} has no {STATE_NAME}" if path.is_dir() else f"{path} does not exist"
-        error = CheckpointError(f"resume: {where}; expected a run folder written by lucid train (with {STATE_NAME})")
-        error.field = "resume"  # type: ignore[attr-defined]  # the setting the command line shows as --resume
-        raise error
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged pickle/zip
-        raise CheckpointError(f"{file}: not a readable training state ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{file}: not a lucid training state (expected format {STATE_FORMAT!r})")
-    missing = [key for key in REQUIRED if key not in state]
-    if missing:
-        raise CheckpointError(f"{file}: damaged training state, {', '.join(missing)} missing")
-    if not isinstance(state["model_config"], dict) or not isinstance(state["config"], dict) or not isinstance(state["metadata"], dict):
-        raise CheckpointError(f"{file}: damaged training state, config, model_config and metadata must be dicts")
-    return state
-
-
 def config_from_state(state: dict[str, Any], file: str | os.PathLike[str]) -> TrainConfig:
-    """The :class:`TrainConfig` a state was saved with (settings added since then take their defaults)."""
+    """The :class:`TrainConfig` a state was saved with (settings added since then take their defaults), validated."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(state["config"]) - known)
+    unknown = sorted(str(key)[:50] for key in set(state["config"]) - known)
     if unknown:
         raise CheckpointError(f"{file}: saved settings {unknown} are unknown to this version of lucid")
-    return TrainConfig(**state["config"])
+    cfg = TrainConfig(**state["config"])
+    try:
+        cfg.validate()
+    except ConfigError as e:
+        raise CheckpointError(f"{file}: key 'config': {e}") from None
+    return cfg
+
+
+def check_state(state: dict[str, Any], file: str | os.PathLike[str], epochs: int) -> None:
+    """Refuse a damaged or edited state before the run continues, naming ``file`` and the key.
+
+    Checks every value's type and range; whether the model, optimizer and schedule states fit the
+    run is checked as they are loaded into it.
+    """
+    def bad(key: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"{file}: key {key!r} must be {expected}, got {_show(state.get(key))}")
+
+    if not _int_in(state["epoch"], 0, epochs):
+        raise bad("epoch", f"an int between 0 and {epochs} (the epochs done)")
+    if not _int_in(state.get("step", 0), 0, MAX_INT):
+        raise bad("step", "an int >= 0 (the batches done in the current epoch)")
+    if not _int_in(state["best_epoch"], 0, state["epoch"]):
+        raise bad("best_epoch", f"an int between 0 and epoch ({state['epoch']})")
+    for key in ("best_acc1", "ema_best_acc1"):
+        if not _number_in(state.get(key, -1.0), -1.0, 1.0):
+            raise bad(key, "a number between -1 and 1")
+    if not isinstance(state["model"], dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state["model"].items()):
+        raise bad("model", "a dict of tensors")
+    if not isinstance(state["optimizer"], dict) or not isinstance(state["optimizer"].get("state"), dict) or not isinstance(state["optimizer"].get("param_groups"), list):
+        raise bad("optimizer", "an optimizer state (a dict with 'state' and 'param_groups')")
+    for key, optional in (("scheduler", False), ("scaler", True), ("ema", True)):
+        if not (isinstance(state.get(key), dict) or (optional and state.get(key) is None)):
+            raise bad(key, "a dict" + (" or None" if optional else ""))
+    rng = state["rng"]
+    if not isinstance(rng, list) or not rng or len(rng) > MAX_PROCESSES or not all(_is_rng(r) for r in rng):
+        raise bad("rng", f"a list of 1 to {MAX_PROCESSES} random-generator states, one per process")
+    sums = state.get("epoch_sums")
+    if sums is not None and not (isinstance(sums, list) and len(sums) == len(rng) and all(_is_sums(t) for t in sums)):
+        raise bad("epoch_sums", "one tensor of 6 float64 running sums per process")
+
+
+MAX_INT = 2**63 - 1
+MAX_PROCESSES = 1_000_000
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, (dict, list, tuple, torch.Tensor)) else type(value).__name__
+    return text[:80]
+
+
+def _int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _number_in(value: Any, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _byte_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 1
+
+
+def _is_rng(state: Any) -> bool:
+    """Whether ``state`` has the shape of what :func:`rng_state` returns."""
+    if not isinstance(state, dict) or not _byte_tensor(state.get("torch")):
+        return False
+    cuda, python, numpy = state.get("cuda"), state.get("python"), state.get("numpy")
+    if not isinstance(cuda, list) or not all(_byte_tensor(t) for t in cuda):
+        return False
+    if not (isinstance(python, (list, tuple)) and len(python) == 3 and isinstance(python[1], (list, tuple)) and len(python[1]) == 625
+            and all(_int_in(v, 0, 2**32) for v in python[1]) and isinstance(python[0], int) and (python[2] is None or isinstance(python[2], float))):
+        return False
+    return (isinstance(numpy, (list, tuple)) and len(numpy) == 5 and numpy[0] == "MT19937" and isinstance(numpy[1], torch.Tensor)
+            and numpy[1].shape == (624,) and _int_in(numpy[2], 0, 624) and _int_in(numpy[3], 0, 1) and isinstance(numpy[4], float))
+
+
+def _is_sums(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.dtype == torch.float64 and value.shape == (6,) and bool(torch.isfinite(value).all())

@@ -13,16 +13,9 @@ import torch
 from torch import nn
 
 from ..core.errors import LucidError
+from ..inference.runtime import cpu_has_fast_bf16
 
 __all__ = ["COMPILE_MIN_IMAGES", "NonFiniteLossError", "cpu_has_fast_bf16", "fast_defaults", "train_step"]
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU runs bf16 matmuls/convolutions natively (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch build without oneDNN runs no fast bf16 kernels
-        return False
 
 
 # torch.compile pays off once a run's saving outweighs its start-up. Measured on H100s (torch 2.11,
@@ -40,13 +33,11 @@ def fast_defaults(device: torch.device, images: int | None = None) -> dict[str, 
     * bf16 autocast where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX512-BF16/AMX);
     * channels-last memory format;
     * ``torch.compile`` on CUDA for runs of at least :data:`COMPILE_MIN_IMAGES` images per process
-      (1.35-1.37x the eager step on an H100, after a 36-47 s start), never on CPU (minutes to compile on a
-      small CPU) and never when ``images`` is unknown;
-    * the fused SGD/AdamW kernels (``fused=True``; on the 2-core CPU one ResNeXt-50 SGD step took
-      0.26 s fused against 0.97 s foreach and 2.0 s for the default per-tensor loop).
+      (long enough to repay its start-up), never on CPU (minutes to compile on a small CPU) and never
+      when ``images`` is unknown;
+    * the fused SGD/AdamW kernels (``fused=True``).
 
-    Measured on the 2-core CPU, ResNeXt-50 batch 8: channels-last + bf16 autocast 2.2x the eager
-    fp32 NCHW step, channels-last fp32 2.0x, NCHW bf16 1.7x (README, Performance).
+    The performance guide has the measured effect of each.
     """
     device = torch.device(device)
     if device.type == "cuda":

@@ -15,6 +15,8 @@ from typing import Any
 
 from torch import nn
 
+from ..core.checks import check_min_int
+from ..core.errors import OptionError
 from .tracing import INPUT, Call, Trace, format_shapes, module_tree, trace
 
 __all__ = ["COLLAPSE_MODES", "KIND_COLOURS", "mermaid", "mermaid_sections", "module_kind"]
@@ -275,12 +277,11 @@ def mermaid(
         direction: ``"LR"``, ``"RL"``, ``"TB"``, ``"TD"`` or ``"BT"``.
         title: caption of the outer subgraph (default: the model's class name).
     """
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-        raise ValueError(f"depth must be an int >= 0, got {depth!r}")
+    check_min_int("depth", depth, 0)
     if collapse not in COLLAPSE_MODES:
-        raise ValueError(f"collapse must be one of {', '.join(map(repr, COLLAPSE_MODES))}, got {collapse!r}")
+        raise OptionError(f"collapse must be one of {', '.join(map(repr, COLLAPSE_MODES))}, got {collapse!r}")
     if direction not in _DIRECTIONS:
-        raise ValueError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
+        raise OptionError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
     tr = module_tree(model) if input_shape is None else trace(model, input_shape)
     return _Diagram(tr, depth, collapse, show_shapes, direction, title or type(model).__name__).render()
 

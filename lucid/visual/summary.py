@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from ..core.checks import check_min_int
 from .tracing import Call, format_shapes, trace
 
 __all__ = ["summary", "Summary", "LayerRow"]
@@ -135,8 +136,7 @@ def summary(model: nn.Module, input_shape: Any = (1, 3, 224, 224), depth: int = 
     on the ``meta`` device where the model allows it, so it costs no arithmetic and leaves the
     model untouched.
     """
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
+    check_min_int("depth", depth, 1)
     tr = trace(model, input_shape)
     calls_of: dict[str, list[Call]] = {}  # by the path a call went through
     for call in tr.calls:

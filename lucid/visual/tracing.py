@@ -28,6 +28,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..core.errors import OptionError, OptionTypeError
+
 __all__ = ["INPUT", "Call", "Trace", "trace", "count_macs", "make_inputs", "format_shapes", "module_tree"]
 
 INPUT = -1
@@ -111,7 +113,7 @@ def _normalise_shapes(input_shape: Any) -> list[tuple[int, ...]]:
         return [tuple(input_shape)]
     if isinstance(input_shape, (tuple, list)) and input_shape and all(is_shape(s) for s in input_shape):
         return [tuple(s) for s in input_shape]
-    raise ValueError(
+    raise OptionError(
         f"input_shape must be a shape of positive ints such as (1, 3, 224, 224), or a list of such shapes, got {input_shape!r}"
     )
 
@@ -294,7 +296,7 @@ def trace(model: nn.Module, input_shape: Any, record: bool = True) -> Trace:
     ``record=False`` only counts MACs and output shapes (faster: no hooks).
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise OptionTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _normalise_shapes(input_shape)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -341,7 +343,7 @@ def module_tree(model: nn.Module) -> Trace:
         return call
 
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise OptionTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     root = visit(model, "", "", None)
     return Trace(root=root, calls=calls, input_shapes=None, output_shapes=None, output_sources=root.out_sources,
                  total_macs=0, activation_bytes=0, input_bytes=0)

@@ -1,19 +1,31 @@
-"""Checkpoints: safe file I/O, torchvision/timm conversion and published pretrained weights."""
+"""The public weights API: published pretrained weights, checkpoint loading, layout conversion and safe file I/O.
+
+It gathers :mod:`lucid.checkpoints` (file I/O, conversion, download) and the per-preset
+registry of :mod:`lucid.models.published` under one name.
+"""
 from __future__ import annotations
 
-from ..core.errors import CheckpointError
-from ..io import load_file, load_into, save_file, strip_prefix
-from .conversion import LAYOUTS, convert, detect_layout
-from .pretrained import (
+from ..checkpoints import (
+    LAYOUTS,
+    CheckpointError,
     PretrainedWeights,
     cache_dir,
-    download,
+    convert,
+    detect_layout,
     hub_cache_dir,
+    load_checkpoint,
+    load_file,
+    load_into,
+    save_file,
+    strip_prefix,
+)
+from ..models.published import (
+    download,
     info,
     list_pretrained,
-    load_checkpoint,
     load_pretrained,
     register_pretrained,
+    temporary_registrations,
 )
 
 __all__ = [
@@ -34,4 +46,5 @@ __all__ = [
     "register_pretrained",
     "save_file",
     "strip_prefix",
+    "temporary_registrations",
 ]
