@@ -11,7 +11,7 @@ One script, prepared to run as it is on a CUDA machine:
    GPUs; two processes sharing one GPU through gloo when there is one), checking that each sample
    is seen exactly once.
 
-Writes ``benchmarks/results/gpu_train_pipeline.md``. ``--dry-run`` runs every step at tiny sizes on
+Writes ``benchmarks/results/gpu_train_pipeline.log``. ``--dry-run`` runs every step at tiny sizes on
 the CPU (a small ResNet, 64 px, a few steps) to check the script; it writes only to ``--out`` when given.
 
 Usage: ``python benchmarks/gpu_train_pipeline.py [--dry-run] [--images 4096] [--batch 256] [--steps 40] [--out FILE]``
@@ -19,26 +19,21 @@ Usage: ``python benchmarks/gpu_train_pipeline.py [--dry-run] [--images 4096] [--
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _results
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from input_pipeline import write_photos
 from torch.utils.data import DataLoader, DistributedSampler
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
-
-from benchmarks.input_pipeline import write_photos  # noqa: E402
-from lucid.data import (  # noqa: E402
+from lucid.data import (
     EncodedRandomResizedCrop,
     GpuBatchDecoder,
     collate_encoded,
@@ -50,8 +45,8 @@ from lucid.data import (  # noqa: E402
     make_splits,
     open_source,
 )
-from lucid.data.pack import pack  # noqa: E402
-from lucid.models import create_model  # noqa: E402
+from lucid.data.pack import pack
+from lucid.models import create_model
 
 
 @dataclass
@@ -206,12 +201,8 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> dict[str, Any]:
 
 def report(args: argparse.Namespace, s: Settings, figures: dict[str, Any]) -> str:
     name = torch.cuda.get_device_name() if s.device.type == "cuda" else "CPU (dry run)"
-    lines = ["# ResNet-50 training from WebDataset shards: input pipeline against the model", "",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- machine: {name}; {len(os.sched_getaffinity(0))} CPU cores, {s.workers} loader workers; {platform.machine()}",
-             f"- torch {torch.__version__}",
-             f"- command: `python benchmarks/gpu_train_pipeline.py {' '.join(sys.argv[1:])}`",
-             f"- {s.images} generated 500x375 JPEGs (quality 90), {s.size} px crops, batch {s.batch}, {s.steps} timed steps, bf16 autocast, channels-last",
+    lines = [f"machine: {name}; {len(os.sched_getaffinity(0))} CPU cores, {s.workers} loader workers",
+             f"{s.images} generated 500x375 JPEGs (quality 90), {s.size} px crops, batch {s.batch}, {s.steps} timed steps, bf16 autocast, channels-last",
              "", "| what | images/s |", "|---|---|"]
     for what, value in figures.items():
         if what != "ddp":
@@ -228,17 +219,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--out", type=Path, default=None)
+    _results.add_result_option(parser, "gpu_train_pipeline")
     args = parser.parse_args()
     s = settings(args)
-    with tempfile.TemporaryDirectory(prefix="lucid-gpu-bench-") as tmp:
+    name = "-" if args.dry_run else args.result  # a dry run's figures mean nothing as speeds
+    with _results.recording(name, s.device) as headline, tempfile.TemporaryDirectory(prefix="lucid-gpu-bench-") as tmp:
         figures = run(args, s, Path(tmp))
-    text = report(args, s, figures)
-    print(text)
-    out = args.out or (None if args.dry_run else ROOT / "benchmarks" / "results" / "gpu_train_pipeline.md")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        print(report(args, s, figures))
+        headline += [f"{what}: {value:.0f} img/s" for what, value in figures.items() if what != "ddp"]
 
 
 if __name__ == "__main__":

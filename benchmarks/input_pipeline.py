@@ -11,33 +11,28 @@ blobs and noise, so the codec sees photo-like content), then in one process with
 
 All three use the same crop scale (lucid's :func:`~lucid.data.min_crop_scale` for the size) and
 aspect range, horizontal flip and ImageNet normalisation, and are collated into batches. Prints
-the medians and the ratios, the share of lucid's crops decoded at each JPEG scale, and writes
-``benchmarks/results/input_pipeline.md``.
+the medians and the ratios and the share of lucid's crops decoded at each JPEG scale, into
+``benchmarks/results/input_pipeline.log``.
 
-Usage: ``python benchmarks/input_pipeline.py [--images 400] [--rounds 5] [--per-round 64] [--sizes 128 176 224] [--out FILE]``
+Usage: ``python benchmarks/input_pipeline.py [--images 400] [--rounds 5] [--per-round 64] [--sizes 128 176 224] [--result NAME]``
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+import _results
 import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
-
-from lucid.data import (  # noqa: E402
+from lucid.data import (
     EncodedRandomResizedCrop,
     collate_encoded,
     collate_skipping,
@@ -46,7 +41,7 @@ from lucid.data import (  # noqa: E402
     min_crop_scale,
     open_source,
 )
-from lucid.data.decode import draft_request  # noqa: E402
+from lucid.data.decode import draft_request
 
 CLASSES = 10
 GPU_SIDE = "lucid --decode gpu, CPU side"
@@ -138,14 +133,7 @@ def measure(root: Path, size: int, rounds: int, per_round: int, count: int) -> d
 
 def report(args: argparse.Namespace, table: dict[int, dict[str, list[float]]], scales: dict[int, Counter]) -> str:
     lines = [
-        "# Training input pipeline: images/s per core",
-        "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores visible, load average {args.load:.1f} at the start "
-        "(other work shared the machine); one process, one thread",
-        f"- torch {torch.__version__}, Pillow {Image.__version__}",
-        f"- command: `{' '.join(['python', 'benchmarks/input_pipeline.py', *sys.argv[1:]])}`",
-        f"- data: {args.images} generated 500x375 JPEGs (quality 90), {args.rounds} interleaved rounds of {args.per_round} images per contender",
+        f"data: {args.images} generated 500x375 JPEGs (quality 90), {args.rounds} interleaved rounds of {args.per_round} images per contender",
         "",
         "| size | lucid img/s | timm img/s | torchvision img/s | lucid / timm | lucid / torchvision |",
         "|---|---|---|---|---|---|",
@@ -176,19 +164,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=64)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 176, 224])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "input_pipeline.md")
+    _results.add_result_option(parser, "input_pipeline")
     args = parser.parse_args()
-    args.load = os.getloadavg()[0]
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory(prefix="lucid-input-bench-") as tmp:
+    with _results.recording(args.result) as figures, tempfile.TemporaryDirectory(prefix="lucid-input-bench-") as tmp:
+        print(f"load average at the start: {os.getloadavg()[0]:.1f}; one process, one thread")
         root = Path(tmp)
         write_photos(root, args.images)
         table = {size: measure(root, size, args.rounds, args.per_round, args.images) for size in args.sizes}
         scales = {size: draft_scales(root, size) for size in args.sizes}
-    text = report(args, table, scales)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+        print(report(args, table, scales))
+        for size, results in table.items():
+            lucid, timm = statistics.median(results["lucid"]), statistics.median(results["timm"])
+            figures.append(f"input pipeline {size} px, images/s per core: lucid {lucid:.0f} vs timm {timm:.0f} = {lucid / timm:.2f}x")
 
 
 if __name__ == "__main__":
