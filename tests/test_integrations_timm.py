@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import warnings
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from lucid import models
-from lucid.core.errors import ConfigTypeError, OptionError
+from lucid.core.errors import ConfigTypeError, MissingDependencyError, OptionError
 from lucid.models.presets import PRESETS
 from lucid.weights import PretrainedWeights, convert, register_pretrained
 
@@ -166,3 +167,9 @@ def test_timm_evaluation_pipeline_on_an_image_folder(tmp_path: Path) -> None:
             red = ((20 + 200 * targets.float()) / 255 - 0.485) / 0.229
             torch.testing.assert_close(images[:, 0], red[:, None, None].expand(-1, 32, 32), atol=1e-5, rtol=0)
     assert seen == 6
+
+
+def test_missing_timm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm now fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r'lucid.integrations.timm.register\(\) needs .*pip install "lucid\[timm\]"'):
+        register()
