@@ -77,6 +77,11 @@ class OpenVINONet(nn.Module):
     :func:`to_openvino` runs its quantized layers in int8 at any precision.
     """
 
+    # what OptimizedModel hands over: NCHW float32 as it came, so no torch kernel (and none of torch's
+    # OpenMP threads, which would then spin against OpenVINO's) runs around the OpenVINO call
+    input_memory_format = torch.contiguous_format
+    input_dtype = torch.float32
+
     def __init__(self, ov_model: Any, dtype: torch.dtype) -> None:
         super().__init__()
         self.ov_model = ov_model
@@ -93,7 +98,7 @@ class OpenVINONet(nn.Module):
         return request
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        images = x.detach().to("cpu", torch.float32).contiguous()
+        images = x.detach().to("cpu", torch.float32).contiguous()  # no copy for what OptimizedModel passes
         request = self._request(images.shape)
         request.infer({0: images.numpy()})
         return torch.from_numpy(request.get_output_tensor(0).data.copy())  # the request reuses its buffer
