@@ -43,7 +43,7 @@ from lucid.benchmark import (
 )
 from lucid.core.fileio import atomic_write
 from lucid.models import create_model
-from lucid.optimize import FLOAT_BACKENDS, INT8_BACKENDS
+from lucid.optimize import FLOAT_BACKENDS, INT8_BACKENDS, RUNTIME_BACKENDS
 
 RUNS = {
     "infer-fp32": lambda name, m, kw: infer_contenders(name, m, dtype=torch.float32, **kw),
@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-runtimes", action="store_true", help="leave OpenVINO and ONNX Runtime out")
     p.add_argument("--lucid-backends", default="", metavar="LIST",
                    help="one lucid row per optimize_for_inference backend listed that applies to the run's dtype "
-                        "(e.g. onednn-graph,onednn-fused,inductor-aot,onednn-lowered; default: lucid's default only)")
+                        "(e.g. onednn-graph,onednn-fused,inductor-aot,onednn-lowered,openvino; default: lucid's default only)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every timing to this JSON file")
     s = p.add_argument_group("scaling table")
     s.add_argument("--scaling", action="store_true", help="print the scaling table instead of the comparisons")
@@ -92,7 +92,7 @@ def _comparisons(args: argparse.Namespace, record: dict, figures: list[str]) -> 
     torch.manual_seed(0)
     model = create_model(args.model)
     backends = tuple(b.strip() for b in args.lucid_backends.split(",") if b.strip()) or (None,)
-    known = {*INT8_BACKENDS, *(b for device_backends in FLOAT_BACKENDS.values() for b in device_backends)}
+    known = {*INT8_BACKENDS, *RUNTIME_BACKENDS, *(b for device_backends in FLOAT_BACKENDS.values() for b in device_backends)}
     if set(backends) - known - {None}:
         raise SystemExit(f"cpu_bench.py: --lucid-backends: unknown {sorted(set(backends) - known - {None})}; choose from {sorted(known)}")
     kw = dict(batch=args.batch_size, size=args.image_size, device=device, runtimes=not args.no_runtimes, lucid_backends=backends)

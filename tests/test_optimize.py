@@ -195,7 +195,7 @@ def test_refuses_bad_arguments() -> None:
         lucid.optimize_for_inference(model, cuda_graph=1)
     with pytest.raises(ValueError, match="cuda_graph=True needs a model on a CUDA device, got one on 'cpu'"):
         lucid.optimize_for_inference(model, cuda_graph=True)
-    with pytest.raises(ValueError, match=r"backend must be one of \['onednn-graph', 'onednn-fused', 'eager'\] for torch.float32 on cpu, got 'cudnn-fused'"):
+    with pytest.raises(ValueError, match=r"backend must be one of \['onednn-graph', 'onednn-fused', 'eager', 'openvino'\] for torch.float32 on cpu, got 'cudnn-fused'"):
         lucid.optimize_for_inference(model, backend="cudnn-fused")
     with pytest.raises(ValueError, match="backend= does not apply with compile=True, got backend='eager'"):
         lucid.optimize_for_inference(model, compile=True, backend="eager")

@@ -17,7 +17,7 @@ from torch import nn
 from ..checkpoints.download import PretrainedWeights
 from ..core.errors import ConfigTypeError
 from .modeling_resnet import ResNet, ResNeXt
-from .published import load_pretrained, register_pretrained
+from .published import info, list_pretrained, load_pretrained, register_pretrained
 from .registry import register_model
 
 __all__ = ["Preset", "PretrainedWeights", "PRESETS", "ENTRY_POINTS", "build_preset", "preset_table_markdown"]
@@ -180,6 +180,8 @@ def build_preset(preset: Preset, num_classes: int, kwargs: dict[str, Any]) -> nn
         kwargs["block_args"] = {**preset.block_args, **kwargs["block_args"]}
     config = config_class(**{**preset.config, "num_classes": num_classes, **kwargs})
     model = preset.model(config)
+    if list_pretrained(preset.name):  # what pretrained_cfg describes until weights are loaded: the default ones, as timm does
+        model.default_weights = info(preset.name).to_metadata()
     if pretrained or weights is not None:
         load_pretrained(model, preset.name, weights)
     return model

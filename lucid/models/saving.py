@@ -17,9 +17,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..checkpoints.io import save_file
-from ..core.errors import OptionError
+from ..core.errors import CheckpointError, OptionError
 from ..core.extras import require
 from ..core.fileio import atomic_folder
+from .foreign import first_foreign_part
 
 __all__ = [
     "CONFIG_NAME",
@@ -72,6 +73,12 @@ class PretrainedMixin:
         itself when copied on its own. A ``README.md`` already in the folder is kept.
         """
         assert isinstance(self, nn.Module)
+        foreign = first_foreign_part(self, hooks=False)
+        if foreign is not None:
+            raise CheckpointError(
+                f"save_pretrained: the model holds {foreign}, which a lucid folder (config and plain weights) cannot carry; "
+                "save the model before quantizing or wrapping it, or export the result with the tool that made it"
+            )
         directory = Path(directory)
         data = self.config.to_dict()  # refuses configs that cannot be JSON (custom block classes)
         meta = dict(getattr(self, "metadata", {}) or {})

@@ -94,13 +94,16 @@ class TimmProtocolMixin:
         """The evaluation preprocessing of this model's weights.
 
         From the published weights it was loaded with (``metadata["weights"]``), else from
-        the training run that wrote it (``metadata["preprocessing"]``), else lucid's defaults.
+        the training run that wrote it (``metadata["preprocessing"]``), else, as timm does for a
+        model built without weights, from its preset's default weights (``default_weights``,
+        set by the preset's builder), else lucid's defaults.
         Keys: ``crop``, ``resize``, ``interpolation``, ``mean``, ``std``.
         """
         metadata = getattr(self, "metadata", None) or {}
         prep = dict(DEFAULT_PREPROCESSING)
-        if "weights" in metadata:
-            prep.update({k: metadata["weights"][k] for k in prep if k in metadata["weights"]})
+        weights = self.described_weights()
+        if weights:
+            prep.update({k: weights[k] for k in prep if k in weights})
         elif "preprocessing" in metadata:
             trained = metadata["preprocessing"]
             size = int(trained["image_size"])
@@ -108,13 +111,27 @@ class TimmProtocolMixin:
                         mean=trained["mean"], std=trained["std"])
         return prep
 
+    def described_weights(self) -> dict[str, Any]:
+        """The published weights :attr:`pretrained_cfg` describes: those loaded (``metadata["weights"]``),
+        else, with no training metadata either, the preset's default ones (``default_weights``); else ``{}``."""
+        metadata = getattr(self, "metadata", None) or {}
+        if "weights" in metadata:
+            return metadata["weights"]
+        if "preprocessing" in metadata:
+            return {}
+        return getattr(self, "default_weights", None) or {}
+
     @property
     def pretrained_cfg(self) -> dict[str, Any]:
-        """timm's ``pretrained_cfg``: input size, interpolation, crop, mean/std, head names."""
+        """timm's ``pretrained_cfg``: input size, interpolation, crop, mean/std, head names.
+
+        ``pretrained_cfg_overlay`` (a dict set on the model, as timm's ``create_model`` argument
+        of that name) overrides the preprocessing keys.
+        """
         prep = self.preprocessing()
         channels = self.config.in_channels
-        weights = (getattr(self, "metadata", None) or {}).get("weights", {})
-        return {
+        weights = self.described_weights()
+        cfg = {
             "architecture": weights.get("preset"),
             "tag": weights.get("tag"),
             "hf_hub_id": weights.get("hf_hub_id"),
@@ -129,6 +146,7 @@ class TimmProtocolMixin:
             "first_conv": "stem.0",
             "classifier": "fc",
         }
+        return {**cfg, **(getattr(self, "pretrained_cfg_overlay", None) or {})}
 
     @property
     def default_cfg(self) -> dict[str, Any]:

@@ -35,16 +35,18 @@ import torch
 from torch import nn
 
 from ..core.errors import OptionError, OptionTypeError
+from ..models.foreign import first_foreign_part
 from . import graph
 from .folding import fold_batchnorm
 from .memory import retain_freed_memory
 from .model import OptimizedModel
+from .openvino import OpenVINONet, to_openvino
 from .quantize import compiler_available
 from .rules import register_rewrite, residual_rule, rewrite
 
 __all__ = [
-    "FLOAT_BACKENDS", "INT8_BACKENDS", "OptimizedModel", "backends_for", "fold_batchnorm", "optimize_for_inference",
-    "register_rewrite", "residual_rule",
+    "FLOAT_BACKENDS", "INT8_BACKENDS", "OptimizedModel", "RUNTIME_BACKENDS", "backends_for", "fold_batchnorm",
+    "optimize_for_inference", "register_rewrite", "residual_rule",
 ]
 
 _CPU_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
@@ -54,11 +56,13 @@ FLOAT_BACKENDS = {
     "cuda": ("cudnn-fused", "eager"),
 }
 INT8_BACKENDS = ("inductor-aot", "onednn-lowered")  # CPU int8: the forward compiled to a C++ library; oneDNN operators called from Python
+RUNTIME_BACKENDS = ("openvino",)  # CPU, any dtype: the model handed to another runtime (int8 through NNCF)
 
 
 def backends_for(device_type: str, dtype: torch.dtype) -> tuple[str, ...]:
     """The ``backend=`` values :func:`optimize_for_inference` takes for ``dtype`` on a ``device_type`` device."""
-    return INT8_BACKENDS if dtype == torch.int8 else FLOAT_BACKENDS[device_type]
+    own = INT8_BACKENDS if dtype == torch.int8 else FLOAT_BACKENDS[device_type]
+    return own + RUNTIME_BACKENDS if device_type == "cpu" else own
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -86,6 +90,13 @@ def _check_arguments(
         if not isinstance(flag, bool):
             raise OptionTypeError(f"optimize_for_inference: {name} must be a bool, got {flag!r}")
     device = _model_device(model)
+    foreign = first_foreign_part(model)
+    if foreign is not None:
+        raise OptionError(
+            f"optimize_for_inference: the model holds {foreign}, which the optimized copy would drop or mis-run; "
+            "optimize the plain lucid model (before quantizing, wrapping or hooking it)",
+            "model",
+        )
     if cuda_graph and device.type != "cuda":
         raise OptionError(f"optimize_for_inference: cuda_graph=True needs a model on a CUDA device, got one on {device.type!r}")
     if cuda_graph and compile:
@@ -140,6 +151,9 @@ def _fast_net(net: nn.Module, dtype: torch.dtype, backend: str | None, compile: 
               batches: list[torch.Tensor] | None) -> tuple[nn.Module, str]:
     """The folded ``net`` quantized (``batches``), compiled, or cast to channels-last ``dtype`` and set
     up to run on ``backend``; and the name of what runs it."""
+    if backend == "openvino":
+        example = torch.zeros(1, net.config.in_channels, 64, 64)  # traced once; batch, height and width stay dynamic
+        return OpenVINONet(to_openvino(net, example, calibration=batches), dtype), backend
     if batches is not None:
         from .quantize import quantize_int8
 
@@ -184,11 +198,9 @@ def optimize_for_inference(
             activations per tensor, calibrated on ``calibration``) run on oneDNN's int8 kernels
             (VNNI/AMX where the CPU has them). Needs torchao (``pip install "lucid[quantize]"``).
         compile: ``torch.compile`` the folded model with inductor's freezing instead of running the
-            fused oneDNN/cuDNN kernels directly. The first call compiles (tens of seconds), as does
-            every new input shape. Not for int8.
-        cuda_graph: on CUDA, capture each input shape as a CUDA graph at its first call and replay
-            it afterwards, which removes the per-kernel launch cost (large at small batches). Each
-            captured shape keeps its own memory, so it is off by default; not combinable with ``compile``.
+            fused oneDNN/cuDNN kernels directly (compiles at each new input shape). Not for int8.
+        cuda_graph: on CUDA, capture each input shape as a CUDA graph at its first call and replay it
+            afterwards (no per-kernel launch cost); each shape keeps its memory. Not with ``compile``.
         calibration: for int8, an iterable of image batches ``(N, C, H, W)`` or ``(images, labels)``
             pairs, preprocessed as for the model (e.g. a training ``DataLoader``).
         calibration_batches: how many batches of ``calibration`` to use; fewer raise an error.
@@ -202,7 +214,8 @@ def optimize_for_inference(
             ``"onednn-fused"`` (fused kernels layer by layer, :mod:`lucid.optimize.cpu`) or
             ``"eager"``; on CUDA ``"cudnn-fused"`` or ``"eager"``. int8: ``"inductor-aot"`` (a C++
             library per input shape, by AOTInductor; needs a C++ compiler) or ``"onednn-lowered"``
-            (the same oneDNN operators called from Python; quicker to set up at a new shape).
+            (the same oneDNN operators called from Python; quicker to set up at a new shape). Any CPU
+            dtype: ``"openvino"``, OpenVINO's runtime (int8 by NNCF; :mod:`lucid.optimize.openvino`).
 
     Returns:
         an :class:`OptimizedModel` taking ordinary NCHW float input and returning float logits in the

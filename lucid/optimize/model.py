@@ -62,7 +62,10 @@ class OptimizedModel(TransientCaches, nn.Module):
         # a compiler captures the graph itself; inference mode is for running it
         with contextlib.nullcontext() if tracing() else torch.inference_mode():
             if self.device.type != "cuda":
-                return self.net(x.to(device=self.device, dtype=self.input_dtype, memory_format=torch.channels_last)).to(out_dtype)
+                # what the net takes: channels-last in the compute dtype, unless it says otherwise (OpenVINONet)
+                layout = getattr(self.net, "input_memory_format", torch.channels_last)
+                dtype = getattr(self.net, "input_dtype", self.input_dtype)
+                return self.net(x.to(device=self.device, dtype=dtype, memory_format=layout)).to(out_dtype)
             before = torch.backends.cudnn.benchmark
             torch.backends.cudnn.benchmark = True  # let cuDNN time its algorithms for each new shape, for this call only
             try:
