@@ -201,18 +201,21 @@ def class_signature(cls: type) -> str:
 
 
 def config_parameters(cls: type) -> str:
-    """Markdown list of a config dataclass's fields: type and default from the code, text from its docstring.
+    """Markdown list of a config dataclass's fields: type and default from the code, text from its docstring
+    (a subclass's fields inherited from its bases are described by the bases' docstrings).
 
     Raises ``DocsError`` when a field is missing from the docstring's ``Args:`` section, so
     that a new config field cannot reach the site undocumented.
     """
-    sections = griffe.Docstring(cls.__doc__ or "").parse("google", warn_missing_types=False)
-    described = {
-        p.name: sphinx_roles_to_code(" ".join(p.description.split()))
-        for s in sections
-        if s.kind.value == "parameters"
-        for p in s.value
-    }
+    described: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's Args add to (or override) its bases'
+        sections = griffe.Docstring(klass.__dict__.get("__doc__") or "").parse("google", warn_missing_types=False)
+        described.update({
+            p.name: sphinx_roles_to_code(" ".join(p.description.split()))
+            for s in sections
+            if s.kind.value == "parameters"
+            for p in s.value
+        })
     lines = []
     for f in dataclasses.fields(cls):
         if f.name not in described:

@@ -175,8 +175,7 @@ def test_save_pretrained_onto_a_real_mount_point(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_train import make_folder
+    from helpers import make_folder
 
     return make_folder(tmp_path_factory.mktemp("images"))
 

@@ -243,7 +243,7 @@ def _limited() -> None:
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A finished one-epoch run of a very small model on nine tiny images (resuming it returns at once)."""
-    from test_train import COLOURS, write_png_folder
+    from helpers import COLOURS, write_png_folder
 
     from lucid.cli import main
 

@@ -167,10 +167,8 @@ def test_a_second_run_refuses_before_building_data_or_model(tmp_path: Path, monk
 
 @pytest.mark.slow
 def test_training_output_lines_fit_and_skip_acc5_for_three_classes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_train import COLOURS, write_png_folder
+    from helpers import COLOURS, write_png_folder
 
     write_png_folder(tmp_path / "d" / "train", {c: 2 for c in COLOURS}, seed=1)
     write_png_folder(tmp_path / "d" / "val", {c: 1 for c in COLOURS}, seed=2)

@@ -157,12 +157,9 @@ def test_an_allocation_failure_is_one_line(monkeypatch: pytest.MonkeyPatch, caps
 
 @pytest.mark.slow
 def test_resume_overrides_have_the_same_limit_and_message_as_from_pretrained(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    import sys
 
     import torch
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_train import TINY_ARGS, make_folder
+    from helpers import TINY_ARGS, make_folder
 
     data = make_folder(tmp_path / "images")
     out = tmp_path / "run"

@@ -113,6 +113,7 @@ class HFRecords:
         return len(self._rows)
 
     def source(self, index: int) -> str | bytes:
+        """The encoded image of sample ``index``: a file path or the image bytes."""
         value = self.dataset[int(self._rows[index])][self.image_column]
         if isinstance(value, dict):
             return value.get("bytes") or value["path"]
@@ -121,7 +122,9 @@ class HFRecords:
         raise DataError(f"--image-column: {self.spec} row {int(self._rows[index])} holds {type(value).__name__}, not an encoded image")
 
     def target(self, index: int) -> int:
+        """The class index of sample ``index``."""
         return int(self._target[index])
 
     def name(self, index: int) -> str:
+        """A readable name of sample ``index`` (its file or shard member), for messages."""
         return f"{self.spec}[{int(self._rows[index])}]"

@@ -35,11 +35,14 @@ class Records(Protocol):
 
     def __len__(self) -> int: ...
 
-    def source(self, index: int) -> str | bytes: ...
+    def source(self, index: int) -> str | bytes:
+        """The encoded image of sample ``index``: a file path or the image bytes."""
 
-    def target(self, index: int) -> int: ...
+    def target(self, index: int) -> int:
+        """The class index of sample ``index``."""
 
-    def name(self, index: int) -> str: ...
+    def name(self, index: int) -> str:
+        """A readable name of sample ``index`` (its file or shard member), for messages."""
 
 
 class FolderRecords:
@@ -53,12 +56,15 @@ class FolderRecords:
         return len(self.samples)
 
     def source(self, index: int) -> str:
+        """The encoded image of sample ``index``: a file path or the image bytes."""
         return self.samples[index][0]
 
     def target(self, index: int) -> int:
+        """The class index of sample ``index``."""
         return self.samples[index][1]
 
     def name(self, index: int) -> str:
+        """A readable name of sample ``index`` (its file or shard member), for messages."""
         return self.samples[index][0]
 
 

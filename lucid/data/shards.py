@@ -147,11 +147,14 @@ class ShardRecords:
         return len(self.keys)
 
     def source(self, index: int) -> bytes:
+        """The encoded image of sample ``index``: a file path or the image bytes."""
         with open(self.shards[self._shard[index]], "rb") as f:
             return os.pread(f.fileno(), int(self._size[index]), int(self._offset[index]))
 
     def target(self, index: int) -> int:
+        """The class index of sample ``index``."""
         return int(self._target[index])
 
     def name(self, index: int) -> str:
+        """A readable name of sample ``index`` (its file or shard member), for messages."""
         return self.keys[index]

@@ -98,10 +98,12 @@ def check_path(path: str | os.PathLike[str], suffix: str) -> Path:
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first parameter (float32 for a model without any)."""
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without any)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 

@@ -86,6 +86,7 @@ class VerifyRow:
     passed: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON values (``--json``)."""
         return asdict(self)
 
 
