@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q -c constraints.txt -e ".[dev]"
 bash scripts/setup-test-tools.sh
-.venv/bin/python -m pytest -q
+.venv/bin/python scripts/run_tests.py
