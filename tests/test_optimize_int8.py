@@ -87,7 +87,7 @@ def test_int8_default_needs_a_compiler_and_falls_back_without_one(monkeypatch) -
     assert lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1).backend == "onednn-lowered"
     with pytest.raises(ValueError, match="backend='inductor-aot' needs a C\\+\\+ compiler"):
         lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="inductor-aot")
-    with pytest.raises(ValueError, match=r"backend must be one of \['inductor-aot', 'onednn-lowered'\] for torch.int8 on cpu, got 'onednn-graph'"):
+    with pytest.raises(ValueError, match=r"backend must be one of \['inductor-aot', 'onednn-lowered', 'openvino'\] for torch.int8 on cpu, got 'onednn-graph'"):
         lucid.optimize_for_inference(_tiny(), dtype=torch.int8, calibration=[x], calibration_batches=1, backend="onednn-graph")
 
 

@@ -73,6 +73,7 @@ class PretrainedMixin:
         itself when copied on its own. A ``README.md`` already in the folder is kept.
         """
         assert isinstance(self, nn.Module)
+        data = self.config.to_dict()  # refuses configs that cannot be JSON (custom block classes)
         foreign = first_foreign_part(self, hooks=False)
         if foreign is not None:
             raise CheckpointError(
@@ -80,7 +81,6 @@ class PretrainedMixin:
                 "save the model before quantizing or wrapping it, or export the result with the tool that made it"
             )
         directory = Path(directory)
-        data = self.config.to_dict()  # refuses configs that cannot be JSON (custom block classes)
         meta = dict(getattr(self, "metadata", {}) or {})
         meta.update(metadata or {})
         if meta:

@@ -29,6 +29,7 @@ FOLDER_MODEL_DEFAULTS = {"zero_init_residual": True}
 MAX_SEED = 2**32 - 1  # numpy's and DataLoader workers' seeds must fit 32 bits
 MAX_EPOCHS = 1_000_000  # a sample's seed is drawn from seed * 2**24 + epoch
 MAX_BATCH = 1_000_000
+MAX_ALPHA = 100.0  # MixUp/CutMix Beta(alpha, alpha) concentration: far past any recipe (0.2-1.0), within what torch samples
 MAX_WORKERS = 256
 MAX_REPEATS = 16
 AUTO_AUGMENT = ("randaugment", "trivialaugment", "autoaugment")
@@ -124,8 +125,8 @@ class TrainConfig:
             ("repeated_aug", _int_at_least(self.repeated_aug, 1) and self.repeated_aug <= MAX_REPEATS, f"an int between 1 and {MAX_REPEATS}"),
             ("val_split", self.val_split is None or 0 < self.val_split < 1, "a number between 0 and 1"),
             ("random_erase", 0 <= self.random_erase <= 1, "a probability in [0, 1]"),
-            ("mixup", self.mixup >= 0, "an alpha >= 0 (0 = off)"),
-            ("cutmix", self.cutmix >= 0, "an alpha >= 0 (0 = off)"),
+            ("mixup", 0 <= self.mixup <= MAX_ALPHA, f"an alpha between 0 (off) and {MAX_ALPHA}"),
+            ("cutmix", 0 <= self.cutmix <= MAX_ALPHA, f"an alpha between 0 (off) and {MAX_ALPHA}"),
             ("drop_path", 0 <= self.drop_path < 1, "a probability in [0, 1)"),
             ("model_ema_decay", 0 < self.model_ema_decay < 1, "a number in (0, 1)"),
             ("keep_checkpoints", _int_at_least(self.keep_checkpoints, 0), "an int >= 0"),
