@@ -66,13 +66,14 @@ def read_metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def one_line_error(capsys, argv: list[str], *expected: str) -> None:
-    """``lucid ARGV`` exits 2 with one line on stderr that names each of ``expected``."""
+def one_line_error(capsys, argv: list[str], *expected: str) -> str:
+    """``lucid ARGV`` exits 2 with one line on stderr that names each of ``expected``; returns that line."""
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"lucid {argv[0]}: error:"), err
     for text in expected:
         assert text in err, (text, err)
+    return err
 
 
 def assert_same_run(a: Path, b: Path) -> None:

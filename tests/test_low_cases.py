@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import one_line_error as _one_line
 
 from lucid import models
 from lucid.cli import main
@@ -17,15 +18,6 @@ from lucid.data.preprocessing import Preprocessing
 from lucid.models import ResNet, ResNetConfig
 
 SMALL = dict(block="basic", layers=(1, 1, 1, 1), channels=(4, 8, 8, 8), num_classes=3)
-
-
-def _one_line(capsys: pytest.CaptureFixture, argv: list[str], *expected: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"lucid {argv[0]}: error:"), err
-    for text in expected:
-        assert text in err, (text, err)
-    return err
 
 
 def _run(folder: Path, model: ResNet | None = None, **meta) -> Path:

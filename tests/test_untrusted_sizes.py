@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import one_line_error as _one_line
 from torch import nn
 
 from lucid.cli import main
@@ -35,15 +36,6 @@ def _edit_config(run: Path, edit) -> Path:
     text = (run / "config.json").read_text()
     (run / "config.json").write_text(edit(text) if callable(edit) else edit)
     return run
-
-
-def _one_line(capsys: pytest.CaptureFixture, argv: list[str], *expected: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"lucid {argv[0]}: error:"), err
-    for text in expected:
-        assert text in err, (text, err)
-    return err
 
 
 @pytest.fixture
