@@ -1,12 +1,24 @@
 """Shared fixtures: small configs that build and run in milliseconds; shared helpers live in helpers.py."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import make_folder
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread per test process, and for the processes the tests start.
+
+    The suite's models are tiny: a second OpenMP thread gains little on them, and on a busy 2-core
+    machine spinning threads made training steps 10-30x slower. The test runner runs two test files
+    at a time instead (scripts/run_tests.py). ``OMP_NUM_THREADS`` set by the caller is kept.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
@@ -22,16 +34,6 @@ def _isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     monkeypatch.setenv("LUCID_HOME", str(tmp_path / "lucid-home"))
     with temporary_registrations():
         yield
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One intra-op thread (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``): on a shared 2-core
-    machine, two spinning OpenMP threads per test run 4x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ from helpers import make_folder, one_line_error, tiny_config
 from lucid.cli import main
 from lucid.train.engine import fit
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -188,6 +188,7 @@ def test_cli_exports_and_verifies_onnx_and_torch(tmp_path, capsys):
         (["export", "{tmp}", "--out", "{tmp}/x.onnx"], "config.json"),  # a folder, but not a lucid model
         (["export", "resnet_18", "--out", "{tmp}/x.onnx", "--input-shape", "1,3,a"], "--input-shape"),
         (["export", "resnet_18", "--format", "torch", "--opset", "17", "--out", "{tmp}/x.pt2"], "--opset"),
+        (["export", "resnet_18", "--out", "{tmp}/x.onnx", "--verify", "--rounds", "0"], "--rounds must be an int from 1 to 1000, got 0"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):

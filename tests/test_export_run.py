@@ -68,7 +68,7 @@ def test_each_format_evaluates_and_predicts_like_the_run(run, folder, capsys, fm
 
 def test_format_all_verify_gives_one_row_per_artefact(run, folder, tmp_path, capsys):
     data = _json(capsys, ["export", str(run), "--format", "all", "--verify", "--json", "--threads", "1",
-                          "--accuracy-drop", "100", "--out", str(tmp_path)])
+                          "--rounds", "1", "--accuracy-drop", "100", "--out", str(tmp_path)])
     rows = {(r["format"], r["dtype"]): r for r in data["rows"]}
     expected = {("pytorch", "float32"), *((f, "float32") for f in SUFFIX), *((f, "int8") for f in ("onnx", "openvino", "executorch"))}
     assert set(rows) == expected and data["images"] == 12
@@ -93,7 +93,8 @@ def test_a_row_below_the_accuracy_bound_fails(run, tmp_path, capsys, monkeypatch
     bad = export.to_onnx(wrong, tmp_path / "bad.onnx", input_shape=(1, 3, 32, 32))
     real = verify_module.load_runner
     monkeypatch.setattr(verify_module, "load_runner", lambda path, threads=None: real(bad, threads))
-    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx"), "--verify", "--threads", "1", "--accuracy-drop", "0"]) == 1
+    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx"), "--verify", "--threads", "1", "--rounds", "1",
+                 "--accuracy-drop", "0"]) == 1
     captured = capsys.readouterr()
     assert "| onnx | float32 |" in captured.out and "NO |" in captured.out
     assert "verify failed: onnx float32 below the accuracy bound" in captured.err

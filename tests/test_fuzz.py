@@ -6,7 +6,8 @@ process, through :func:`lucid.cli.main`). Every case must end in success or a on
 allocate past a fixed memory limit. The cases run in a child process under ``RLIMIT_AS``, so such an
 attempt fails there (and is counted as a failure) instead of taking the machine's memory.
 
-Run by hand: ``python tests/test_fuzz.py RUN DATA SECONDS SEED`` prints one JSON summary.
+Run by hand: ``python tests/test_fuzz.py RUN DATA CASES SEED`` prints one JSON summary; the same seed gives
+the same cases.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MEMORY_LIMIT = 6 * 2**30  # address space of the child: torch's own mappings plus a few small models
 CASE_SECONDS = 20  # a mutation that makes --resume train for long is stopped (not a failure)
-FUZZ_SECONDS = 40
+FUZZ_CASES = 150
 
 ODD_VALUES: list[Any] = [
     None, True, False, 0, -1, -(2**63), 2**63, 2**64 + 1, 10**19, 1e-300, -1e308, 0.5, 1e-4, 1e9, "", "x", "abc" * 50,
@@ -210,8 +210,8 @@ ENTRIES = {  # which entry points read which file
 }
 
 
-def fuzz(run: Path, data: Path, seconds: float, seed: int) -> dict[str, Any]:
-    """Mutate and call until ``seconds`` have passed; a summary of the outcomes."""
+def fuzz(run: Path, data: Path, cases: int, seed: int) -> dict[str, Any]:
+    """Mutate and call ``cases`` times; a summary of the outcomes."""
     import torch
 
     torch.set_num_threads(1)
@@ -219,8 +219,7 @@ def fuzz(run: Path, data: Path, seconds: float, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     outcomes: dict[str, int] = {}
     failures: list[dict[str, str]] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    for _ in range(cases):
         target = rng.choices(list(ENTRIES), weights=[4, 4, 2])[0]
         entry = rng.choice(ENTRIES[target])
         outcome = run_case(run, data, target, entry, rng)
@@ -262,15 +261,15 @@ def test_mutated_runs_never_give_a_traceback_or_a_huge_allocation(real_run: tupl
     run, data = real_run
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
     seed = int(os.environ.get("LUCID_FUZZ_SEED", "0"))
-    done = subprocess.run([sys.executable, __file__, str(run), str(data), str(FUZZ_SECONDS), str(seed)], capture_output=True,
-                          text=True, env=env, timeout=FUZZ_SECONDS + 4 * CASE_SECONDS + 60, preexec_fn=_limited)
+    done = subprocess.run([sys.executable, __file__, str(run), str(data), str(FUZZ_CASES), str(seed)], capture_output=True,
+                          text=True, env=env, timeout=FUZZ_CASES + 4 * CASE_SECONDS + 120, preexec_fn=_limited)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"fuzz: {summary['cases']} cases, outcomes {summary['outcomes']}")
-    assert summary["cases"] >= 20, summary
+    assert summary["cases"] == FUZZ_CASES, summary
     assert not summary["failures"], json.dumps(summary["failures"][:10], indent=1)
 
 
 if __name__ == "__main__":
-    result = fuzz(Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
+    result = fuzz(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     print(json.dumps(result))

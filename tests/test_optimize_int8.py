@@ -5,36 +5,21 @@ import copy
 
 import pytest
 import torch
+from helpers import DIGITS_RESNEXT, train_digits_resnext
 from torch import nn
 
 pytest.importorskip("torchao")
 
 import lucid  # noqa: E402
 from lucid.benchmark import randomize_batchnorm  # noqa: E402
-from lucid.data.folder import digits_splits  # noqa: E402
 from lucid.models import ResNeXt, ResNeXtConfig  # noqa: E402
 from lucid.optimize import INT8_BACKENDS  # noqa: E402
-
-SMALL = dict(cardinality=4, base_width=8, layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10, in_channels=1, stem_width=16)
 
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A small ResNeXt trained for a few seconds on the bundled digits at 16x16: (model, train images, val images, val labels)."""
-    torch.manual_seed(0)
-    train, val, _, _ = digits_splits(image_size=16, val_fraction=0.2, seed=0, augment=False)
-    model = ResNeXt(ResNeXtConfig(**SMALL))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(4):
-        order = torch.randperm(len(train.targets), generator=g)
-        for i in range(0, len(order), 64):
-            idx = order[i:i + 64]
-            loss = nn.functional.cross_entropy(model(train.images[idx]), train.targets[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval(), train.images, val.images, val.targets
+    """(model, train images, val images, val labels): helpers.train_digits_resnext."""
+    return train_digits_resnext()
 
 
 def _batches(images: torch.Tensor, size: int = 64) -> list[torch.Tensor]:
@@ -108,7 +93,7 @@ def test_int8_takes_image_label_pairs_and_any_batch_size(trained) -> None:
 
 
 def _tiny() -> nn.Module:
-    return randomize_batchnorm(ResNeXt(ResNeXtConfig(**SMALL))).eval()
+    return randomize_batchnorm(ResNeXt(ResNeXtConfig(**DIGITS_RESNEXT))).eval()
 
 
 @pytest.mark.parametrize(

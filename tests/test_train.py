@@ -16,8 +16,6 @@ from lucid.cli import main
 from lucid.train import epoch, recipe
 from lucid.train.engine import fit
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.fixture(scope="module")
 def trained(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

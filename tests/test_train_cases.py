@@ -21,8 +21,6 @@ from helpers import COLOURS, TINY_ARGS, one_line_error, tiny_config, write_png_f
 from lucid.cli import main
 from lucid.train.engine import fit
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -19,8 +19,6 @@ from lucid.train import engine
 from lucid.train.config import TrainConfig
 from lucid.train.engine import data_location, data_present, fit
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 VAL_IMAGES = 4 * len(COLOURS)  # make_folder's val/ part
 # make_folder's 36 training images at tiny_config's batch 8: 4 steps per epoch.
 STEPS_PER_EPOCH = 4

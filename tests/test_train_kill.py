@@ -24,7 +24,7 @@ import pytest
 import torch
 from helpers import DURABLE_LOG_ENV, KILL_AT_ENV, KILL_MARKER_ENV, TINY_ARGS, log_durable_calls, pause_at_durable_call, read_metrics
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).resolve().parent / "helpers.py"

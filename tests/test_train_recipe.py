@@ -14,8 +14,6 @@ from lucid.cli import main
 from lucid.train import recipe
 from lucid.train.config import TrainConfig
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 # fp32: at 16 px layer4's stride-2 3x3 convolution sees 1x1 inputs, where oneDNN's bf16 backward gave NaN weights
 # in some runs (torch 2.14.1, CPU); lucid stops such a run instead of saving it.
 TINY_DIGITS = ["--model", "resnet_18", "--set", "channels=[8,16,32,64]", "--image-size", "16", "--batch-size", "64", "--amp", "off"]

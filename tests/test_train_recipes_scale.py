@@ -17,8 +17,6 @@ from lucid.train import engine, epoch, recipe
 from lucid.train.engine import build_data, fit
 from lucid.train.sampler import EpochSampler
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 STEPS_PER_EPOCH = 4  # 36 training images, batch 8
 
 

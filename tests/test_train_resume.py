@@ -17,8 +17,6 @@ from helpers import TINY_ARGS, assert_same_run, interrupt_at, make_folder, one_l
 from lucid.cli import main
 from lucid.train.engine import fit
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 ROOT = Path(__file__).resolve().parents[1]
 # 36 training images, batch 8: 4 steps per epoch, 12 in 3 epochs; a state every 3 steps.
 STEPS_PER_EPOCH = 4

@@ -17,8 +17,6 @@ from helpers import interrupt_at, make_folder, one_line_error, tiny_config
 from lucid.train.engine import fit
 from lucid.train.state import save_state
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:

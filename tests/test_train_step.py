@@ -6,8 +6,6 @@ import torch
 
 from lucid.train.step import COMPILE_MIN_IMAGES, fast_defaults, train_step
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def _tiny_model() -> torch.nn.Module:
     from lucid.models import create_model

@@ -19,7 +19,6 @@ from lucid.weights import CheckpointError, convert, detect_layout, load_checkpoi
 TOL = 1e-4
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # OpenMP's spinning threads made these forwards 30x slower
 
 SEED_CONFIG = dict(layers=[3, 4, 6, 3], cardinality=32, base_width=4, num_classes=10, in_channels=1, stem_type="deep", stem_width=32)
 

@@ -41,6 +41,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="with --verify on random images, fail when max|diff| / max|logits| exceeds this (default 1e-4)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="threads each runtime gets when --verify times it (default: PyTorch's thread count)")
+    p.add_argument("--rounds", type=int, default=5, metavar="N",
+                   help="interleaved timing rounds per artefact and batch size for --verify; the median is reported (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the files, and the --verify rows)")
     p.set_defaults(func=run)
 
@@ -50,6 +52,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise CLIError(f"--tolerance must be a finite number >= 0, got {args.tolerance}")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise CLIError(f"--threads must be an int from 1 to 1024, got {args.threads}")
+    if not 1 <= args.rounds <= 1000:
+        raise CLIError(f"--rounds must be an int from 1 to 1000, got {args.rounds}")
     if args.accuracy_drop is not None and not (math.isfinite(args.accuracy_drop) and 0 <= args.accuracy_drop <= 100):
         raise CLIError(f"--accuracy-drop must be a number of top-1 points from 0 to 100, got {args.accuracy_drop}")
 
@@ -168,7 +172,8 @@ def _verify_table(args: argparse.Namespace, model: Any, trained: Any, written: l
         print(f"note: {root} has no val/ folder: verifying on every image under it (training images included)", file=sys.stderr)
     batches = validation_batches(trained, args.data)
     drop = 1.0 if args.accuracy_drop is None else args.accuracy_drop
-    rows = verify_artefacts(model, [(w["dtype"], w["path"]) for w in written], batches, max_drop=drop, threads=args.threads)
+    rows = verify_artefacts(model, [(w["dtype"], w["path"]) for w in written], batches, max_drop=drop,
+                            rounds=args.rounds, threads=args.threads)
     count = sum(len(t) for _, t in batches)
     if args.json:
         print(json.dumps({"artefacts": written, "images": count, "accuracy_drop": drop, "rows": [r.to_dict() for r in rows]}))
