@@ -24,8 +24,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
+from ..checkpoints.io import load_file, load_into
 from ..core.errors import CheckpointError, ConfigError, ConfigTypeError, LucidError
 from ..data import (
     DataError,
@@ -41,6 +43,7 @@ from ..data import (
     open_splits,
 )
 from ..data.split_record import split_record
+from ..models import create_model
 from ..models.limits import check_model_size
 from . import distributed, faults, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
@@ -379,8 +382,6 @@ def data_present(spec: str) -> bool:
 
 def build_model(cfg: TrainConfig, overrides: dict[str, Any], load_weights: bool) -> nn.Module:
     """The preset with its overrides (and, for a new run, the requested pretrained weights)."""
-    from ..models import create_model
-
     check_model_size(lambda: create_model(cfg.model, **overrides), f"{cfg.model} with its config overrides")
     kwargs = dict(overrides)
     if load_weights and cfg.pretrained:
@@ -449,8 +450,6 @@ class DecodedLoader:
 def _wrap(model: nn.Module, runtime: Runtime, info: distributed.DistInfo) -> nn.Module:
     net: nn.Module = model
     if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
         net = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
     return torch.compile(net) if runtime.compile else net
 
@@ -468,7 +467,7 @@ def _tensorboard(cfg: TrainConfig, run: RunFolder | None) -> Any:
     if not cfg.tensorboard or run is None:
         return None
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # needs tensorboard, the "plot" extra
     except ImportError:
         raise ConfigError("tensorboard: the tensorboard package is not installed (pip install 'lucid[plot]')", "tensorboard") from None
     return SummaryWriter(log_dir=str(run.path / "tensorboard"))
@@ -520,8 +519,6 @@ def _write_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run
 
 def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, file: Path) -> Progress:
     """Load a saved state into the job, checking all of it before the first step; the Progress it had reached."""
-    from ..checkpoints.io import load_into
-
     check_state(state, file, job.epochs)
     _load_part(file, "model", lambda: load_into(job.model, state["model"]))
     _load_part(file, "optimizer", lambda: _load_optimizer(job.optimizer, state["optimizer"]))
@@ -580,8 +577,6 @@ def _load_schedule(schedule: recipe.Schedule, state: dict[str, Any]) -> None:
 
 def _checked_run(run: RunFolder | None, state: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
     """The metric records of the epochs done; the saved best model(s) must be readable."""
-    from ..checkpoints.io import load_file
-
     if run is None:
         return []
     folders = [run.path] * (state["best_epoch"] > 0) + [run.path / "ema"] * (state.get("ema_best_acc1", -1.0) >= 0)

@@ -8,6 +8,7 @@ unless the run may overwrite it.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 from torch import nn
 
+from ..checkpoints.io import save_file
 from ..core.checks import describe, parse_json
 from ..core.errors import CheckpointError, ConfigError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
@@ -158,8 +160,6 @@ class RunFolder:
 
     def save_checkpoint(self, state_dict: dict[str, Any], epoch: int, keep: int) -> None:
         """``checkpoints/epoch-N.safetensors`` for this epoch; only the last ``keep`` are kept."""
-        from ..checkpoints.io import save_file
-
         folder = self.path / CHECKPOINTS
         save_file(state_dict, folder / f"epoch-{epoch:04d}.safetensors")
         for old in sorted(folder.glob("epoch-*.safetensors"))[:-keep]:
@@ -178,8 +178,6 @@ def _lock(path: Path, claim: bool = True) -> int:
 
     ``claim=False`` only tests the lock of an existing file (the caller closes the descriptor at once).
     """
-    import fcntl
-
     fd = os.open(path / LOCK_NAME, os.O_RDWR | (os.O_CREAT if claim else 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,6 +6,7 @@ import os
 import random
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..checkpoints.train_state import REQUIRED, STATE_FORMAT, STATE_NAME, load_state, save_state  # noqa: F401  (REQUIRED: older imports)
@@ -16,8 +17,6 @@ __all__ = ["STATE_FORMAT", "STATE_NAME", "check_state", "config_from_state", "lo
 
 def rng_state() -> dict[str, Any]:
     """This process's RNG states as tensors and plain values (so ``weights_only`` loading accepts them)."""
-    import numpy as np
-
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
@@ -29,8 +28,6 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
-    import numpy as np
-
     torch.set_rng_state(state["torch"])
     if torch.cuda.is_available():  # the GPUs this machine has (a run may be resumed where there are fewer)
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
