@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "lucid"
 # (package, what it holds), lowest first: a module may import its own layer or any layer below.
 LAYERS: list[tuple[str, str]] = [
     ("core", "errors, checks, fileio, constants, extras, console"),
-    ("nn", "building blocks: ConvBNReLU2d, DropPath, SqueezeExcite"),
+    ("nn", "building blocks: ConvBNReLU2d, DropPath, SqueezeExcite; a module's device and MACs"),
     ("checkpoints", "safe tensor-file I/O, torchvision/timm layouts, download and verification, the training-state file"),
     ("models", "configs, blocks, ResNet/ResNeXt, presets, registry, saving and loading model folders"),
     ("weights", "the public weights API"),

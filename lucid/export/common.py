@@ -16,6 +16,7 @@ from ..core.constants import MAX_IMAGE_SIZE
 from ..core.errors import OptionError, OptionTypeError
 from ..data.folder import Preprocessing
 from ..models.modeling_resnet import ResNet
+from ..nn.measure import model_device
 from ..optimize import OptimizedModel, fold_batchnorm
 
 __all__ = [
@@ -100,11 +101,6 @@ def check_path(path: str | os.PathLike[str], suffix: str) -> Path:
 def model_dtype(model: nn.Module) -> torch.dtype:
     """The dtype of the model's first parameter (float32 for a model without any)."""
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the CPU for a model without any)."""
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def deployable(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:

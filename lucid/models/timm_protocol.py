@@ -22,6 +22,7 @@ from torch import nn
 from ..core.checks import check_min_int
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..core.errors import OptionError, OptionTypeError
+from ..nn.measure import model_device
 
 __all__ = ["DEFAULT_PREPROCESSING", "TimmProtocolMixin", "take_indices"]
 
@@ -181,7 +182,7 @@ class TimmProtocolMixin:
             if global_pool == "" and num_classes:
                 raise OptionError(f"global_pool='' keeps the feature map, which a classifier cannot take; got num_classes={num_classes}")
             self.avgpool = GLOBAL_POOLS[global_pool]((1, 1)) if global_pool else nn.Identity()
-        device = next((p.device for p in self.parameters()), None)  # type: ignore[attr-defined]
+        device = model_device(self)  # type: ignore[arg-type]
         self.fc = nn.Linear(self.num_features, num_classes, device=device) if num_classes else nn.Identity()
         if num_classes and num_classes != self.config.num_classes:
             self.config = self.config.replace(num_classes=num_classes)

@@ -37,6 +37,7 @@ from torch import nn
 from ..core.errors import OptionError, OptionTypeError
 from ..models.foreign import first_foreign_part
 from ..models.modeling_resnet import ResNet
+from ..nn.measure import model_device
 from . import graph
 from .cpu import OneDNNConv2d
 from .cuda import CuDNNConv2d
@@ -69,11 +70,9 @@ def backends_for(device_type: str, dtype: torch.dtype) -> tuple[str, ...]:
     return own + RUNTIME_BACKENDS if device_type == "cpu" else own
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
-    if len(devices) != 1:
-        raise OptionError(f"optimize_for_inference: the model's tensors must all be on one device, found {sorted(map(str, devices))}")
-    device = devices.pop()
+def _checked_device(model: nn.Module) -> torch.device:
+    """The model's one device, refused unless it is a CPU or a CUDA device (the ones the backends run on)."""
+    device = model_device(model, "optimize_for_inference")
     if device.type not in ("cpu", "cuda"):
         raise OptionError(f"optimize_for_inference: the model must be on 'cpu' or 'cuda' with real weights, got device {str(device)!r}")
     return device
@@ -91,7 +90,7 @@ def _check_arguments(
     for name, flag in (("compile", compile), ("cuda_graph", cuda_graph), ("retain_memory", retain_memory)):
         if not isinstance(flag, bool):
             raise OptionTypeError(f"optimize_for_inference: {name} must be a bool, got {flag!r}")
-    device = _model_device(model)
+    device = _checked_device(model)
     foreign = first_foreign_part(model)
     if foreign is not None:
         raise OptionError(
