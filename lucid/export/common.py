@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checks import is_int
 from ..core.constants import MAX_IMAGE_SIZE
 from ..core.errors import OptionError, OptionTypeError
 from ..data.folder import Preprocessing
@@ -74,13 +75,13 @@ def resolve_shape(model: nn.Module, shape: Sequence[int] | None) -> tuple[int, i
         size = trained_size(model)
         return (1, channels, size, size)
     dims = tuple(shape)
-    if len(dims) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+    if len(dims) != 4 or not all(is_int(d) and d > 0 for d in dims):
         raise OptionError(f"input_shape must be four positive ints (N, C, H, W), got {shape!r}", "input_shape")
     if dims[1] != channels:
         raise OptionError(f"input_shape {dims} has {dims[1]} channels but the model expects in_channels={channels}", "input_shape")
     if max(dims[2:]) > MAX_IMAGE_SIZE or dims[0] > MAX_BATCH:
         raise OptionError(f"input_shape {dims} is too large: at most batch {MAX_BATCH} and {MAX_IMAGE_SIZE} px", "input_shape")
-    return dims  # type: ignore[return-value]
+    return tuple(int(d) for d in dims)  # type: ignore[return-value]
 
 
 def check_dtype(dtype: Any) -> torch.dtype:

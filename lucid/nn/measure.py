@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..core.checks import is_int
 from ..core.errors import OptionError, OptionTypeError
 
 __all__ = ["Observe", "count_macs", "forward_once", "make_inputs", "model_device"]
@@ -41,7 +42,7 @@ def make_inputs(input_shape: Sequence[int] | Sequence[Sequence[int]], device: to
 def _shapes(input_shape: Any) -> list[tuple[int, ...]]:
     def is_shape(value: Any) -> bool:
         return isinstance(value, (tuple, list, torch.Size)) and len(value) > 0 and all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
+            is_int(d) and d > 0 for d in value
         )
 
     if is_shape(input_shape):

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.export import Dim
 
+from ..core.checks import is_int
 from ..core.errors import OptionError, OptionTypeError
 from .rules import TransientCaches, tracing
 
@@ -64,7 +65,7 @@ def _images_of(item: Any, index: int, in_channels: int) -> torch.Tensor:
 
 def calibration_batches(calibration: Iterable[Any] | None, in_channels: int, count: int) -> list[torch.Tensor]:
     """The first ``count`` image batches of ``calibration``, checked; an error if it holds fewer."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if not is_int(count) or count < 1:
         raise OptionError(f"optimize_for_inference: calibration_batches must be a positive int, got {count!r}")
     if calibration is None:
         raise OptionError(

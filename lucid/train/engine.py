@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
 from ..checkpoints.io import load_file, load_into
+from ..core.checks import is_int
 from ..core.errors import CheckpointError, ConfigError, ConfigTypeError, LucidError
 from ..data import (
     DataError,
@@ -315,7 +316,7 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
         overrides["block_args"] = {**dict(overrides.get("block_args") or {}), "drop_path": cfg.drop_path}
     data = _digits_data(cfg, overrides) if cfg.data is None else _source_data(cfg, overrides, resumed)
     given = data.overrides.get("num_classes")
-    if given is not None and (not isinstance(given, int) or isinstance(given, bool)):
+    if given is not None and not is_int(given):
         raise ConfigTypeError(f"num_classes must be an int, got {given!r}", "num_classes")
     if given is not None and given != len(data.classes):
         raise ConfigError(f"num_classes={given} disagrees with the {len(data.classes)} classes of the data (leave it out to follow the data)", "num_classes")
@@ -347,7 +348,7 @@ def _source_data(cfg: TrainConfig, overrides: dict[str, Any], resumed: bool) -> 
     if not cfg.pretrained:
         overrides = {**FOLDER_MODEL_DEFAULTS, **overrides}
     channels = overrides.get("in_channels", 3)
-    if not isinstance(channels, int) or isinstance(channels, bool):
+    if not is_int(channels):
         raise ConfigTypeError(f"in_channels must be an int, got {channels!r}", "in_channels")
     train_size = cfg.resize_range()[1] if cfg.progressive_resize else cfg.image_size or 224
     train_prep = default_preprocessing(train_size, channels)
@@ -570,7 +571,7 @@ def _load_schedule(schedule: recipe.Schedule, state: dict[str, Any]) -> None:
     if missing:
         raise KeyError(f"{', '.join(missing)} missing")
     step = state["last_epoch"]
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if not is_int(step) or step < 0:
         raise ValueError(f"last_epoch must be an int >= 0, got {step!r}"[:100])
     schedule.load_state_dict(state)
 

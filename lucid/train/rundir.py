@@ -20,7 +20,7 @@ from typing import Any
 from torch import nn
 
 from ..checkpoints.io import save_file
-from ..core.checks import describe, parse_json
+from ..core.checks import describe, is_int, parse_json
 from ..core.errors import CheckpointError, ConfigError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
@@ -145,12 +145,12 @@ class RunFolder:
             raise CheckpointError(str(e)) from None
         for number, record in enumerate(records, start=1):
             value = record.get("epoch") if isinstance(record, dict) else None
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_int(value) or value < 1:
                 shown = repr(value) if isinstance(record, dict) else type(record).__name__
                 raise CheckpointError(f"{path}, record {number}: expected an object with an int epoch >= 1, got {shown[:80]}")
             for key in ("skipped_images", "nonfinite_steps"):  # summed when the run ends
                 count = record.get(key, 0)
-                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                if not is_int(count) or count < 0:
                     raise CheckpointError(f"{path}, record {number}: {key} must be an int >= 0, got {describe(count, 40)}")
         return [r for r in records if r["epoch"] <= epoch]
 
