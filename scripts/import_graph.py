@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "lucid"
 # (package, what it holds), lowest first: a module may import its own layer or any layer below.
 LAYERS: list[tuple[str, str]] = [
     ("core", "errors, checks, fileio, constants, extras, console"),
-    ("nn", "building blocks: ConvBNReLU2d, DropPath, SqueezeExcite"),
+    ("nn", "building blocks: ConvBNReLU2d, DropPath, SqueezeExcite; a module's device and MACs"),
     ("checkpoints", "safe tensor-file I/O, torchvision/timm layouts, download and verification, the training-state file"),
     ("models", "configs, blocks, ResNet/ResNeXt, presets, registry, saving and loading model folders"),
     ("weights", "the public weights API"),
@@ -42,6 +42,12 @@ OPTIONAL = {
     "timm", "matplotlib", "huggingface_hub", "torchao", "tensorboard",
     "sklearn",  # a base dependency, but slow to import: loaded only when the bundled digits are used
 }
+# Heavy subsystems of a base dependency that may also be imported inside a function: torch's compiler
+# (``torch._inductor``) costs about 1 s on top of ``import torch``, which would nearly double
+# ``import lucid.optimize``, and only int8 compilation uses it.
+LAZY_SUBSYSTEMS = {"torch._inductor"}
+# Parts of a base dependency that need an optional package: an import of one counts as that package's.
+NEEDS_OPTIONAL = {"torch.utils.tensorboard": "tensorboard"}
 SHIM_DOCSTRING = "Older import path"
 
 
@@ -110,7 +116,7 @@ def _targets(node: ast.Import | ast.ImportFrom, module: Module, known: set[str])
     """``(target, internal)`` for one statement; ``from pkg import sub`` names the submodule when there is one."""
     if isinstance(node, ast.Import):
         names = [alias.name for alias in node.names]
-        return [(_known_prefix(n, known), True) if n.split(".")[0] == "lucid" else (n.split(".")[0], False) for n in names]
+        return [(_known_prefix(n, known), True) if n.split(".")[0] == "lucid" else (_outside_target(n), False) for n in names]
     if node.level:
         base = module.package.split(".")
         base = base[: len(base) - (node.level - 1)]
@@ -118,11 +124,20 @@ def _targets(node: ast.Import | ast.ImportFrom, module: Module, known: set[str])
     else:
         source = node.module or ""
     if source.split(".")[0] != "lucid":
-        return [(source.split(".")[0], False)]
+        return [(_outside_target(source), False)]
     found = [(f"{source}.{alias.name}", True) for alias in node.names if f"{source}.{alias.name}" in known]
     if len(found) < len(node.names):
         found.append((_known_prefix(source, known), True))
     return found
+
+
+def _outside_target(name: str) -> str:
+    """What an import of the outside module ``name`` counts as: the optional package a part of torch
+    needs, a lazily loaded heavy subsystem by its own name, else the top-level package."""
+    for prefix, target in {**NEEDS_OPTIONAL, **{s: s for s in LAZY_SUBSYSTEMS}}.items():
+        if name == prefix or name.startswith(prefix + "."):
+            return target
+    return name.split(".")[0]
 
 
 def _known_prefix(name: str, known: set[str]) -> str:

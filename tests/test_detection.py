@@ -86,6 +86,8 @@ def test_keep_batchnorm_and_train_everything() -> None:
         ({"trainable_layers": 6}, "trainable_layers must be an int in 0..5"),
         ({"returned_layers": (0, 1)}, "returned_layers must be increasing stage numbers from 1..4"),
         ({"returned_layers": (3, 2)}, "returned_layers must be increasing"),
+        ({"returned_layers": (2.0, 3.0)}, r"returned_layers must be increasing stage numbers .* got \(2\.0, 3\.0\)"),
+        ({"trainable_layers": True}, "trainable_layers must be an int in 0..5"),
     ],
 )
 def test_bad_arguments(kwargs: dict, message: str) -> None:

@@ -63,6 +63,20 @@ def test_drop_path_is_identity_in_eval_and_unbiased_in_train() -> None:
         lnn.DropPath(1.0)
 
 
+def test_model_device_is_the_one_device_of_all_tensors() -> None:
+    from lucid.core.errors import OptionError
+    from lucid.nn.measure import model_device
+
+    assert model_device(lnn.Linear(2, 2)) == torch.device("cpu")
+    assert model_device(lnn.ReLU()) == torch.device("cpu")  # no tensors: the CPU
+    with torch.device("meta"):
+        on_meta = lnn.BatchNorm1d(2)
+    assert model_device(on_meta) == torch.device("meta")
+    on_meta.running_mean = torch.zeros(2)  # one buffer elsewhere is enough to refuse
+    with pytest.raises(OptionError, match=r"^to_onnx: the model's parameters and buffers must all be on one device, found \['cpu', 'meta'\]$"):
+        model_device(on_meta, "to_onnx")
+
+
 def test_seed_example_runs_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(ROOT / "examples" / "seed.py"), run_name="__main__")
     assert capsys.readouterr().out.strip() == "torch.Size([1, 10])"

@@ -150,6 +150,23 @@ def test_summary_depth_and_own_share_rows() -> None:
         visual.summary(model, (2, -6))
 
 
+def test_count_macs_of_a_convolution_and_of_two_inputs() -> None:
+    """Counted by hand: one MAC per output element per kernel weight it reads."""
+    assert visual.count_macs(nn.Conv2d(3, 8, 3, padding=1), (2, 3, 10, 10)) == 2 * 8 * 10 * 10 * (3 * 3 * 3)
+
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 2), nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return self.a(x) + self.b(y)
+
+    assert visual.count_macs(TwoInputs(), [(3, 4), (3, 5)]) == 3 * 4 * 2 + 3 * 5 * 2
+    with pytest.raises(ValueError, match="input_shape must be a shape of positive ints"):
+        visual.count_macs(TwoInputs(), (3, 0))
+
+
 def test_models_that_cannot_run_on_meta_are_run_for_real() -> None:
     class DataDependent(nn.Module):
         def __init__(self) -> None:

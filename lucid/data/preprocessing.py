@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
+from ..core.checks import is_int
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD, MAX_RESIZE
 from ..core.errors import CheckpointError, DataError
 from .decode import DecodeRandomResizedCrop
@@ -56,7 +57,7 @@ class Preprocessing:
         try:
             size, channels = int(data["image_size"]), int(data["channels"])
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise bad("image_size" if not _is_int(data.get("image_size")) else "channels", "an int") from None
+            raise bad("image_size" if not is_int(data.get("image_size")) else "channels", "an int") from None
         if not 8 <= size <= 4096:
             raise bad("image_size", "an int between 8 and 4096")
         if channels not in (1, 3):
@@ -75,10 +76,6 @@ class Preprocessing:
         if not _is_finite(crop) or not 0 < crop <= 1 or size / crop > MAX_RESIZE:
             raise bad("crop", f"a number in (0, 1] with image_size / crop at most {MAX_RESIZE} (the resize before the crop)")
         return cls(size, channels, stats["mean"], stats["std"], float(crop))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_finite(value: Any) -> bool:

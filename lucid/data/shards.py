@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.checks import is_int
 from ..core.errors import DataError
 from ..core.extras import require
 
@@ -103,7 +104,7 @@ def _label(raw: bytes, ext: str, classes: dict[str, int] | None, where: str) -> 
     if value is None:
         return None
     limit = len(classes) if classes is not None else MAX_CLASSES
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < limit:
+    if not is_int(value) or not 0 <= value < limit:
         raise DataError(f"--data: {where}.{ext} has label {value!r}; expected a class index in [0, {limit})")
     return value
 

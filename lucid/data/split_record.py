@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.checks import is_int
 from ..core.constants import MAX_INT
 from ..core.errors import CheckpointError, DataError
 from .folder import folder_splits
@@ -44,7 +45,7 @@ def _checked(record: Any, source: str) -> tuple[float | None, int, int, str]:
     if fraction is not None and not (isinstance(fraction, float) and math.isfinite(fraction) and 0 < fraction < 1):
         raise CheckpointError(f"{source}: dataset split val_fraction must be a number in (0, 1) or null, got {fraction!r}")
     for key, value in (("seed", seed), ("val_count", count)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        if not is_int(value) or not 0 <= value <= MAX_INT:
             raise CheckpointError(f"{source}: dataset split {key} must be an int between 0 and {MAX_INT}, got {str(value)[:40]!r}")
     if not isinstance(digest, str) or len(digest) != 64:
         raise CheckpointError(f"{source}: dataset split val_sha256 must be a SHA-256 hex digest, got {str(digest)[:70]!r}")

@@ -12,10 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checks import is_int
 from ..core.constants import MAX_IMAGE_SIZE
 from ..core.errors import OptionError, OptionTypeError
 from ..data.folder import Preprocessing
 from ..models.modeling_resnet import ResNet
+from ..nn.measure import model_device
 from ..optimize import OptimizedModel, fold_batchnorm
 
 __all__ = [
@@ -73,13 +75,13 @@ def resolve_shape(model: nn.Module, shape: Sequence[int] | None) -> tuple[int, i
         size = trained_size(model)
         return (1, channels, size, size)
     dims = tuple(shape)
-    if len(dims) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+    if len(dims) != 4 or not all(is_int(d) and d > 0 for d in dims):
         raise OptionError(f"input_shape must be four positive ints (N, C, H, W), got {shape!r}", "input_shape")
     if dims[1] != channels:
         raise OptionError(f"input_shape {dims} has {dims[1]} channels but the model expects in_channels={channels}", "input_shape")
     if max(dims[2:]) > MAX_IMAGE_SIZE or dims[0] > MAX_BATCH:
         raise OptionError(f"input_shape {dims} is too large: at most batch {MAX_BATCH} and {MAX_IMAGE_SIZE} px", "input_shape")
-    return dims  # type: ignore[return-value]
+    return tuple(int(d) for d in dims)  # type: ignore[return-value]
 
 
 def check_dtype(dtype: Any) -> torch.dtype:
@@ -100,11 +102,6 @@ def check_path(path: str | os.PathLike[str], suffix: str) -> Path:
 def model_dtype(model: nn.Module) -> torch.dtype:
     """The dtype of the model's first parameter (float32 for a model without any)."""
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the CPU for a model without any)."""
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def deployable(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:

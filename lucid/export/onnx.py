@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checks import is_int
 from ..core.errors import OptionError
 from ..core.extras import require
 from ..core.fileio import atomic_write
@@ -26,9 +27,9 @@ MIN_OPSET = 18
 
 def _check_opset(onnx: Any, opset: Any) -> int | None:
     newest = onnx.defs.onnx_opset_version()
-    if opset is not None and not (isinstance(opset, int) and MIN_OPSET <= opset <= newest):
+    if opset is not None and not (is_int(opset) and MIN_OPSET <= opset <= newest):
         raise OptionError(f"opset must be None or an int from {MIN_OPSET} to {newest}, got {opset!r}", "opset")
-    return opset
+    return None if opset is None else int(opset)
 
 
 class _Batches:

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ..core.errors import OptionError
-from .common import check_model, eval_mode, model_device, model_dtype
+from ..nn.measure import model_device
+from .common import check_model, eval_mode, model_dtype
 from .metadata import ARTEFACT_SUFFIXES, artefact_format, artefact_size
 from .runtime import Runner, load_runner
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from ..core.checks import is_int
 from ..core.errors import CheckpointError, DataError
 from ..data.folder import ImageFileDataset, collate_skipping, digits_splits, eval_transform, scan_class_folders
 from ..export import ARTEFACT_SUFFIXES, Runner, load_runner, read_metadata
@@ -43,12 +44,12 @@ def _class_names(metadata: dict[str, Any], config: dict[str, Any] | None, source
     names = metadata.get("class_names")
     count = (config or {}).get("num_classes")
     if names is None:
-        if not isinstance(count, int) or not 0 < count <= 1_000_000:
+        if not is_int(count) or not 0 < count <= 1_000_000:
             raise CheckpointError(f"{source}: carries neither class names nor a config with num_classes")
         return [str(i) for i in range(count)]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise CheckpointError(f"{source}: damaged metadata (class_names must be a list of strings)")
-    if isinstance(count, int) and len(names) != count:
+    if is_int(count) and len(names) != count:
         raise CheckpointError(f"{source}: {len(names)} class names saved for a model with {count} classes")
     return names
 

@@ -18,7 +18,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from ..checkpoints.io import load_file, load_into
 from ..checkpoints.train_state import STATE_NAME, load_state
-from ..core.checks import check_image_size, describe, printable
+from ..core.checks import check_image_size, describe, is_int, printable
 from ..core.console import warn
 from ..core.constants import MAX_INT
 from ..core.errors import CheckpointError, ConfigError, OptionError
@@ -167,7 +167,7 @@ def evaluate_recorded(trained: Trained, *, device: torch.device, amp_dtype: torc
     source = _recorded_source(trained)
     val_split, seed = trained.dataset.get("val_split"), trained.dataset.get("seed", 0)
     if "all" in source.parts and val_split is not None:
-        if not isinstance(val_split, float) or not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        if not isinstance(val_split, float) or not is_int(seed) or seed < 0:
             raise CheckpointError(f"damaged metadata: the validation split needs val_split in (0, 1) and seed >= 0, got {val_split!r} and {seed!r}")
         dataset = make_splits(source, val_split, seed, trained.preprocessing).val
     else:
@@ -188,7 +188,7 @@ def digits_split(trained: Trained) -> tuple[float, int]:
     if trained.dataset.get("name") != "digits":
         raise DataError("--data is needed: this model was not trained on the bundled digits")
     fraction, seed = trained.dataset.get("val_fraction"), trained.dataset.get("seed")
-    if not isinstance(fraction, float) or not 0 < fraction < 1 or not isinstance(seed, int) or not 0 <= seed <= MAX_INT:
+    if not isinstance(fraction, float) or not 0 < fraction < 1 or not is_int(seed) or not 0 <= seed <= MAX_INT:
         raise CheckpointError(f"damaged metadata: the digits split needs val_fraction in (0, 1) and seed in [0, 2**63), got {fraction!r} and {seed!r}")
     return fraction, seed
 
@@ -225,7 +225,7 @@ def _training_dataset(trained: Trained) -> ImageDataset:
         raise DataError(f"--dtype int8 calibrates on the training images, but the model's data {location!r} cannot be read ({e})") from None
     prep = trained.preprocessing
     val_split, seed = trained.dataset.get("val_split"), trained.dataset.get("seed", 0)
-    if "all" in source.parts and isinstance(val_split, float) and isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+    if "all" in source.parts and isinstance(val_split, float) and is_int(seed) and seed >= 0:
         dataset = make_splits(source, val_split, seed, prep).train
         dataset.transform = eval_transform(prep)
         return dataset

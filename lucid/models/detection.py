@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from ..core.checks import is_int
 from ..core.errors import ConfigError, ConfigTypeError
 from .registry import create_model
 
@@ -54,7 +55,7 @@ def _backbone_model(name_or_model: str | nn.Module, norm_layer: Callable[..., nn
 
 def _check_layers(trainable_layers: int, returned_layers: Sequence[int] | None, stages: int) -> list[int]:
     """The stage numbers to return, after checking both arguments against the model's ``stages``."""
-    if isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int) or not 0 <= trainable_layers <= stages + 1:
+    if not is_int(trainable_layers) or not 0 <= trainable_layers <= stages + 1:
         raise ConfigError(
             f"trainable_layers must be an int in 0..{stages + 1} (stages to train, counted from layer{stages}; "
             f"{stages + 1} adds the stem), got {trainable_layers!r}",
@@ -63,7 +64,7 @@ def _check_layers(trainable_layers: int, returned_layers: Sequence[int] | None, 
     if returned_layers is None:
         return list(range(1, stages + 1))
     layers = list(returned_layers) if isinstance(returned_layers, Sequence) and not isinstance(returned_layers, str) else None
-    if not layers or any(isinstance(k, bool) or k not in range(1, stages + 1) for k in layers) or layers != sorted(set(layers)):
+    if not layers or any(not is_int(k) or not 1 <= k <= stages for k in layers) or layers != sorted(set(layers)):
         raise ConfigError(
             f"returned_layers must be increasing stage numbers from 1..{stages}, such as (2, 3, 4), got {returned_layers!r}",
             "returned_layers",

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import describe
+from ..core.checks import describe, is_int
 from ..core.errors import LucidError, OptionError, ResourceError
 
 __all__ = ["MAX_PARAMETERS", "activation_bytes", "check_input_memory", "check_model_size", "machine_memory", "parameter_limit"]
@@ -28,9 +28,9 @@ ENV_LIMIT = "LUCID_MAX_PARAMETERS"
 def parameter_limit(max_parameters: Any = None) -> int:
     """The parameter limit: ``max_parameters``, else ``LUCID_MAX_PARAMETERS``, else :data:`MAX_PARAMETERS`."""
     if max_parameters is not None:
-        if isinstance(max_parameters, bool) or not isinstance(max_parameters, int) or max_parameters < 1:
+        if not is_int(max_parameters) or max_parameters < 1:
             raise OptionError(f"max_parameters must be a positive int; got {describe(max_parameters)}", "max_parameters")
-        return max_parameters
+        return int(max_parameters)
     text = os.environ.get(ENV_LIMIT, "").strip()
     if not text:
         return MAX_PARAMETERS

@@ -12,14 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..checkpoints.io import save_file
 from ..core.errors import CheckpointError, OptionError
 from ..core.extras import require
 from ..core.fileio import atomic_folder
+from ..nn.measure import count_macs
 from .foreign import first_foreign_part
 
 __all__ = [
@@ -117,20 +116,6 @@ class PretrainedMixin:
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp)
             return api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision, commit_message=commit_message)
-
-
-def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward pass at ``input_shape``, computed on the meta device (nothing runs)."""
-    state = {k: torch.empty_like(v, device="meta") for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    counter = FlopCounterMode(display=False)
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), counter:
-            torch.func.functional_call(model, state, (torch.zeros(input_shape, device="meta"),), strict=False)
-    finally:
-        model.train(training)
-    return counter.get_total_flops() // 2
 
 
 def _weights_lines(weights: dict[str, Any]) -> list[str]:

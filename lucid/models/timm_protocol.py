@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_min_int
+from ..core.checks import check_min_int, is_int
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..core.errors import OptionError, OptionTypeError
+from ..nn.measure import model_device
 
 __all__ = ["DEFAULT_PREPROCESSING", "TimmProtocolMixin", "take_indices"]
 
@@ -45,17 +46,17 @@ def take_indices(count: int, indices: Indices) -> list[int]:
     a sequence those indices (negative ones count from the end)."""
     if indices is None:
         return list(range(count))
-    if isinstance(indices, bool) or not isinstance(indices, (int, Sequence)) or isinstance(indices, str):
+    if not (is_int(indices) or isinstance(indices, Sequence)) or isinstance(indices, str):
         raise OptionTypeError(f"indices must be None, an int or a sequence of ints, got {indices!r}")
-    if isinstance(indices, int):
+    if is_int(indices):
         if not 0 < indices <= count:
             raise OptionError(f"indices={indices} asks for the last {indices} features; this model has 1 to {count}")
         return list(range(count - indices, count))
     taken = []
     for i in indices:
-        if isinstance(i, bool) or not isinstance(i, int) or not -count <= i < count:
+        if not is_int(i) or not -count <= i < count:
             raise OptionError(f"indices must hold feature numbers in {-count}..{count - 1}, got {list(indices)!r}")
-        taken.append(i % count)
+        taken.append(int(i) % count)
     if not taken:
         raise OptionError("indices must name at least one feature, got an empty sequence")
     return taken
@@ -181,7 +182,7 @@ class TimmProtocolMixin:
             if global_pool == "" and num_classes:
                 raise OptionError(f"global_pool='' keeps the feature map, which a classifier cannot take; got num_classes={num_classes}")
             self.avgpool = GLOBAL_POOLS[global_pool]((1, 1)) if global_pool else nn.Identity()
-        device = next((p.device for p in self.parameters()), None)  # type: ignore[attr-defined]
+        device = model_device(self)  # type: ignore[arg-type]
         self.fc = nn.Linear(self.num_features, num_classes, device=device) if num_classes else nn.Identity()
         if num_classes and num_classes != self.config.num_classes:
             self.config = self.config.replace(num_classes=num_classes)

@@ -36,12 +36,17 @@ from torch import nn
 
 from ..core.errors import OptionError, OptionTypeError
 from ..models.foreign import first_foreign_part
+from ..models.modeling_resnet import ResNet
+from ..nn.measure import model_device
 from . import graph
+from .cpu import OneDNNConv2d
+from .cuda import CuDNNConv2d
 from .folding import fold_batchnorm
 from .memory import retain_freed_memory
 from .model import OptimizedModel
 from .openvino import OpenVINONet, to_openvino
-from .quantize import compiler_available
+from .quantize import calibration_batches as check_calibration
+from .quantize import compiler_available, quantize_int8
 from .rules import register_rewrite, residual_rule, rewrite
 
 __all__ = [
@@ -65,11 +70,9 @@ def backends_for(device_type: str, dtype: torch.dtype) -> tuple[str, ...]:
     return own + RUNTIME_BACKENDS if device_type == "cpu" else own
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
-    if len(devices) != 1:
-        raise OptionError(f"optimize_for_inference: the model's tensors must all be on one device, found {sorted(map(str, devices))}")
-    device = devices.pop()
+def _checked_device(model: nn.Module) -> torch.device:
+    """The model's one device, refused unless it is a CPU or a CUDA device (the ones the backends run on)."""
+    device = model_device(model, "optimize_for_inference")
     if device.type not in ("cpu", "cuda"):
         raise OptionError(f"optimize_for_inference: the model must be on 'cpu' or 'cuda' with real weights, got device {str(device)!r}")
     return device
@@ -78,8 +81,6 @@ def _model_device(model: nn.Module) -> torch.device:
 def _check_arguments(
     model: nn.Module, dtype: torch.dtype, compile: bool, cuda_graph: bool, calibration: Any, retain_memory: bool,
 ) -> torch.device:
-    from ..models.modeling_resnet import ResNet
-
     if not isinstance(model, ResNet):
         raise OptionTypeError(
             "optimize_for_inference expects a lucid ResNet/ResNeXt model (lucid.models.create_model or "
@@ -89,7 +90,7 @@ def _check_arguments(
     for name, flag in (("compile", compile), ("cuda_graph", cuda_graph), ("retain_memory", retain_memory)):
         if not isinstance(flag, bool):
             raise OptionTypeError(f"optimize_for_inference: {name} must be a bool, got {flag!r}")
-    device = _model_device(model)
+    device = _checked_device(model)
     foreign = first_foreign_part(model)
     if foreign is not None:
         raise OptionError(
@@ -155,8 +156,6 @@ def _fast_net(net: nn.Module, dtype: torch.dtype, backend: str | None, compile: 
         example = torch.zeros(1, net.config.in_channels, 64, 64)  # traced once; batch, height and width stay dynamic
         return OpenVINONet(to_openvino(net, example, calibration=batches), dtype), backend
     if batches is not None:
-        from .quantize import quantize_int8
-
         return quantize_int8(net, batches, backend), backend
     net = net.to(dtype=dtype, memory_format=torch.channels_last)
     if compile:
@@ -164,12 +163,8 @@ def _fast_net(net: nn.Module, dtype: torch.dtype, backend: str | None, compile: 
     if backend == "onednn-graph":
         return graph.OneDNNGraphNet(net), backend
     if backend == "onednn-fused":
-        from .cpu import OneDNNConv2d
-
         return rewrite(net, OneDNNConv2d), backend
     if backend == "cudnn-fused":
-        from .cuda import CuDNNConv2d
-
         return rewrite(net, CuDNNConv2d), backend
     return net, backend
 
@@ -227,8 +222,6 @@ def optimize_for_inference(
         retain_freed_memory()
     batches = None
     if dtype == torch.int8:
-        from .quantize import calibration_batches as check_calibration
-
         batches = check_calibration(calibration, model.config.in_channels, calibration_batches)
     net = copy.deepcopy(model).eval().requires_grad_(False)
     net, backend = _fast_net(fold_batchnorm(net), dtype, backend, compile, batches)

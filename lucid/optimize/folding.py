@@ -5,6 +5,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..core.errors import OptionError
+from ..nn import ConvBNReLU2d
 
 __all__ = ["fold_batchnorm"]
 
@@ -24,8 +25,6 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 
 
 def _fold(module: nn.Module) -> None:
-    from ..nn import ConvBNReLU2d
-
     for child in module.children():
         if isinstance(child, ConvBNReLU2d) and isinstance(child.bn, nn.BatchNorm2d):
             child.conv = fuse_conv_bn_eval(child.conv, child.bn)

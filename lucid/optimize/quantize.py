@@ -32,7 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.export import Dim
 
+from ..core.checks import is_int
 from ..core.errors import OptionError, OptionTypeError
 from .rules import TransientCaches, tracing
 
@@ -41,7 +43,7 @@ __all__ = ["Int8Net", "calibration_batches", "compiler_available", "quantize_int
 
 def compiler_available() -> bool:
     """Whether the C++ compiler that inductor calls (``$CXX``, else ``g++``) is on the PATH."""
-    from torch._inductor import config
+    from torch._inductor import config  # torch's compiler, loaded on use: ~1 s to import
 
     return shutil.which(config.cpp.cxx[-1] or "g++") is not None
 
@@ -63,7 +65,7 @@ def _images_of(item: Any, index: int, in_channels: int) -> torch.Tensor:
 
 def calibration_batches(calibration: Iterable[Any] | None, in_channels: int, count: int) -> list[torch.Tensor]:
     """The first ``count`` image batches of ``calibration``, checked; an error if it holds fewer."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if not is_int(count) or count < 1:
         raise OptionError(f"optimize_for_inference: calibration_batches must be a positive int, got {count!r}")
     if calibration is None:
         raise OptionError(
@@ -238,7 +240,7 @@ def _compile_ahead_of_time(quantized: torch.fx.GraphModule, x: torch.Tensor) -> 
     The loaded library is independent of ``torch.compile``'s caches (a ``torch._dynamo.reset()`` or
     another export leaves it alone); its package file is removed once loaded.
     """
-    from torch._inductor import aoti_compile_and_package, aoti_load_package
+    from torch._inductor import aoti_compile_and_package, aoti_load_package  # loaded on use, as above
 
     with torch.inference_mode(False), torch.no_grad(), tempfile.TemporaryDirectory(prefix="lucid-int8-") as folder:
         example = x.clone()  # a normal tensor: export refuses inference-mode ones
@@ -251,8 +253,6 @@ def _compile_ahead_of_time(quantized: torch.fx.GraphModule, x: torch.Tensor) -> 
 
 def quantize_int8(net: nn.Module, batches: list[torch.Tensor], backend: str) -> Int8Net:
     """Quantize a BatchNorm-folded eval-mode float32 CPU model, calibrated on ``batches``, to run on ``backend``."""
-    from torch.export import Dim
-
     with _quiet("torch.utils._pytree"):  # torchao registers an Enum that torch now handles itself
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (

@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import BasicBlock, Bottleneck
+from ..nn import ConvBNReLU2d
+
 __all__ = ["FusedConv2d", "FusedResidual", "TransientCaches", "fusable", "register_rewrite", "rewrite", "tracing"]
 
 ConvFactory = Callable[[nn.Conv2d, bool], "FusedConv2d"]
@@ -175,9 +178,6 @@ def residual_rule(names: tuple[str, ...]) -> Rule:
 
 
 def _register_lucid_rules() -> None:
-    from ..models import BasicBlock, Bottleneck
-    from ..nn import ConvBNReLU2d
-
     register_rewrite(ConvBNReLU2d)(_conv_bn_relu_rule)
     register_rewrite(nn.Sequential)(_sequential_rule)
     register_rewrite(BasicBlock)(residual_rule(("conv1", "conv2")))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints.io import load_file
 from ..core.errors import CheckpointError, ConfigError
 
 __all__ = ["average_files", "average_state_dicts", "checkpoint_files"]
@@ -62,8 +63,6 @@ def average_state_dicts(state_dicts: Sequence[dict[str, torch.Tensor]], names: S
 
 def average_files(files: Sequence[Path]) -> dict[str, torch.Tensor]:
     """Load ``files`` (without executing code) and average them."""
-    from ..checkpoints.io import load_file
-
     if not files:
         raise ConfigError("no checkpoints to average", "checkpoints")
     return average_state_dicts([load_file(f) for f in files], [str(f) for f in files])

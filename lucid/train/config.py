@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..core.checks import check_image_size
+from ..core.checks import check_image_size, is_int
 from ..core.constants import AMP_CHOICES, MAX_IMAGE_SIZE, NONFINITE_CHOICES, OPTIMIZER_CHOICES, SCHEDULE_CHOICES
 from ..core.errors import ConfigError, ConfigTypeError
 
@@ -200,7 +200,7 @@ def _has_type(value: Any, annotation: str) -> bool:
 
 
 def _int_at_least(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    return is_int(value) and value >= low
 
 
 def check_finite_overrides(overrides: dict[str, Any], prefix: str = "") -> None:

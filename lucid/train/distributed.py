@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from ..core.errors import OptionError
 
@@ -148,8 +149,6 @@ def _entry(local_rank: int, nproc: int, port: int, fn: Callable[..., Any], args:
 
 def launch_local(nproc: int, fn: Callable[..., Any], *args: Any) -> None:
     """Run ``fn(*args)`` in ``nproc`` processes on this machine, as torchrun would (single node, loopback)."""
-    import torch.multiprocessing as mp
-
     if nproc < 1:
         raise OptionError(f"--nproc must be a positive int, got {nproc}")
     try:

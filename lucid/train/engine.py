@@ -24,8 +24,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
+from ..checkpoints.io import load_file, load_into
+from ..core.checks import is_int
 from ..core.errors import CheckpointError, ConfigError, ConfigTypeError, LucidError
 from ..data import (
     DataError,
@@ -41,6 +44,7 @@ from ..data import (
     open_splits,
 )
 from ..data.split_record import split_record
+from ..models import create_model
 from ..models.limits import check_model_size
 from . import distributed, faults, recipe
 from .config import DIGITS_MODEL_DEFAULTS, FOLDER_MODEL_DEFAULTS, TrainConfig
@@ -312,7 +316,7 @@ def build_data(cfg: TrainConfig, resumed: bool = False) -> Data:
         overrides["block_args"] = {**dict(overrides.get("block_args") or {}), "drop_path": cfg.drop_path}
     data = _digits_data(cfg, overrides) if cfg.data is None else _source_data(cfg, overrides, resumed)
     given = data.overrides.get("num_classes")
-    if given is not None and (not isinstance(given, int) or isinstance(given, bool)):
+    if given is not None and not is_int(given):
         raise ConfigTypeError(f"num_classes must be an int, got {given!r}", "num_classes")
     if given is not None and given != len(data.classes):
         raise ConfigError(f"num_classes={given} disagrees with the {len(data.classes)} classes of the data (leave it out to follow the data)", "num_classes")
@@ -344,7 +348,7 @@ def _source_data(cfg: TrainConfig, overrides: dict[str, Any], resumed: bool) -> 
     if not cfg.pretrained:
         overrides = {**FOLDER_MODEL_DEFAULTS, **overrides}
     channels = overrides.get("in_channels", 3)
-    if not isinstance(channels, int) or isinstance(channels, bool):
+    if not is_int(channels):
         raise ConfigTypeError(f"in_channels must be an int, got {channels!r}", "in_channels")
     train_size = cfg.resize_range()[1] if cfg.progressive_resize else cfg.image_size or 224
     train_prep = default_preprocessing(train_size, channels)
@@ -379,8 +383,6 @@ def data_present(spec: str) -> bool:
 
 def build_model(cfg: TrainConfig, overrides: dict[str, Any], load_weights: bool) -> nn.Module:
     """The preset with its overrides (and, for a new run, the requested pretrained weights)."""
-    from ..models import create_model
-
     check_model_size(lambda: create_model(cfg.model, **overrides), f"{cfg.model} with its config overrides")
     kwargs = dict(overrides)
     if load_weights and cfg.pretrained:
@@ -449,8 +451,6 @@ class DecodedLoader:
 def _wrap(model: nn.Module, runtime: Runtime, info: distributed.DistInfo) -> nn.Module:
     net: nn.Module = model
     if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
         net = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
     return torch.compile(net) if runtime.compile else net
 
@@ -468,7 +468,7 @@ def _tensorboard(cfg: TrainConfig, run: RunFolder | None) -> Any:
     if not cfg.tensorboard or run is None:
         return None
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # needs tensorboard, the "plot" extra
     except ImportError:
         raise ConfigError("tensorboard: the tensorboard package is not installed (pip install 'lucid[plot]')", "tensorboard") from None
     return SummaryWriter(log_dir=str(run.path / "tensorboard"))
@@ -520,8 +520,6 @@ def _write_state(job: Job, cfg: TrainConfig, data: Data, progress: Progress, run
 
 def _restore(job: Job, state: dict[str, Any], run: RunFolder | None, file: Path) -> Progress:
     """Load a saved state into the job, checking all of it before the first step; the Progress it had reached."""
-    from ..checkpoints.io import load_into
-
     check_state(state, file, job.epochs)
     _load_part(file, "model", lambda: load_into(job.model, state["model"]))
     _load_part(file, "optimizer", lambda: _load_optimizer(job.optimizer, state["optimizer"]))
@@ -573,15 +571,13 @@ def _load_schedule(schedule: recipe.Schedule, state: dict[str, Any]) -> None:
     if missing:
         raise KeyError(f"{', '.join(missing)} missing")
     step = state["last_epoch"]
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if not is_int(step) or step < 0:
         raise ValueError(f"last_epoch must be an int >= 0, got {step!r}"[:100])
     schedule.load_state_dict(state)
 
 
 def _checked_run(run: RunFolder | None, state: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
     """The metric records of the epochs done; the saved best model(s) must be readable."""
-    from ..checkpoints.io import load_file
-
     if run is None:
         return []
     folders = [run.path] * (state["best_epoch"] > 0) + [run.path / "ema"] * (state.get("ema_best_acc1", -1.0) >= 0)

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ..core.console import warn
 from . import distributed, faults
@@ -166,8 +167,6 @@ class _Progress:
         self.enabled, self.total, self.epoch, self.epochs = enabled, total, epoch, epochs
         self.bar = None
         if enabled and sys.stdout.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", file=sys.stdout, leave=False, dynamic_ncols=True)
         self.every = max(1, total // 50)
         self.marks = {max(1, round(total * q)) for q in (0.25, 0.5, 0.75)} - {total}

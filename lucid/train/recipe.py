@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torchvision.transforms import v2
 
 from .config import TrainConfig
 
@@ -132,8 +134,6 @@ def build_loss(cfg: TrainConfig, num_classes: int) -> Loss:
 
 def build_batch_mix(cfg: TrainConfig, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
     """torchvision's MixUp and/or CutMix on a batch (one of the two, picked at random, when both are on)."""
-    from torchvision.transforms import v2
-
     mixes = []
     if cfg.mixup > 0:
         mixes.append(v2.MixUp(alpha=cfg.mixup, num_classes=num_classes))
@@ -144,7 +144,7 @@ def build_batch_mix(cfg: TrainConfig, num_classes: int) -> Callable[[torch.Tenso
     return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
-def build_ema(cfg: TrainConfig, model: nn.Module) -> torch.optim.swa_utils.AveragedModel | None:
+def build_ema(cfg: TrainConfig, model: nn.Module) -> AveragedModel | None:
     """An exponential moving average of the weights, updated after every optimizer step.
 
     Only the parameters are averaged; the BatchNorm running statistics are the model's own,
@@ -154,8 +154,6 @@ def build_ema(cfg: TrainConfig, model: nn.Module) -> torch.optim.swa_utils.Avera
     """
     if not cfg.model_ema:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
     class WeightEMA(AveragedModel):
         @torch.no_grad()
         def update_parameters(self, model: nn.Module) -> None:

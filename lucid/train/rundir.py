@@ -8,6 +8,7 @@ unless the run may overwrite it.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -18,7 +19,8 @@ from typing import Any
 
 from torch import nn
 
-from ..core.checks import describe, parse_json
+from ..checkpoints.io import save_file
+from ..core.checks import describe, is_int, parse_json
 from ..core.errors import CheckpointError, ConfigError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
@@ -143,12 +145,12 @@ class RunFolder:
             raise CheckpointError(str(e)) from None
         for number, record in enumerate(records, start=1):
             value = record.get("epoch") if isinstance(record, dict) else None
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_int(value) or value < 1:
                 shown = repr(value) if isinstance(record, dict) else type(record).__name__
                 raise CheckpointError(f"{path}, record {number}: expected an object with an int epoch >= 1, got {shown[:80]}")
             for key in ("skipped_images", "nonfinite_steps"):  # summed when the run ends
                 count = record.get(key, 0)
-                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                if not is_int(count) or count < 0:
                     raise CheckpointError(f"{path}, record {number}: {key} must be an int >= 0, got {describe(count, 40)}")
         return [r for r in records if r["epoch"] <= epoch]
 
@@ -158,8 +160,6 @@ class RunFolder:
 
     def save_checkpoint(self, state_dict: dict[str, Any], epoch: int, keep: int) -> None:
         """``checkpoints/epoch-N.safetensors`` for this epoch; only the last ``keep`` are kept."""
-        from ..checkpoints.io import save_file
-
         folder = self.path / CHECKPOINTS
         save_file(state_dict, folder / f"epoch-{epoch:04d}.safetensors")
         for old in sorted(folder.glob("epoch-*.safetensors"))[:-keep]:
@@ -178,8 +178,6 @@ def _lock(path: Path, claim: bool = True) -> int:
 
     ``claim=False`` only tests the lock of an existing file (the caller closes the descriptor at once).
     """
-    import fcntl
-
     fd = os.open(path / LOCK_NAME, os.O_RDWR | (os.O_CREAT if claim else 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

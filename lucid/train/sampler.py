@@ -25,8 +25,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+from torchvision.transforms import v2
 
 from ..core.errors import ConfigError
 
@@ -86,8 +88,6 @@ def set_train_size(dataset: Any, size: int) -> None:
     ``transform`` (a ``transforms.v2.Compose``) is set to ``size``. A dataset with neither cannot be
     resized: a ConfigError naming ``progressive_resize``.
     """
-    from torchvision.transforms import v2
-
     if hasattr(dataset, "set_image_size"):
         dataset.set_image_size(size)
         return
@@ -108,8 +108,6 @@ def _seeded(seed: int) -> Iterator[None]:
     samples are made there or in loader workers; Python's and NumPy's are only re-seeded (restoring
     them costs more than the rest of this together, and lucid's training loop draws from neither).
     """
-    import numpy as np
-
     saved = torch.get_rng_state()
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -6,9 +6,11 @@ import os
 import random
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..checkpoints.train_state import REQUIRED, STATE_FORMAT, STATE_NAME, load_state, save_state  # noqa: F401  (REQUIRED: older imports)
+from ..core.checks import is_int
 from ..core.errors import CheckpointError, ConfigError
 from .config import TrainConfig
 
@@ -16,8 +18,6 @@ __all__ = ["STATE_FORMAT", "STATE_NAME", "check_state", "config_from_state", "lo
 
 def rng_state() -> dict[str, Any]:
     """This process's RNG states as tensors and plain values (so ``weights_only`` loading accepts them)."""
-    import numpy as np
-
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
@@ -29,8 +29,6 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
-    import numpy as np
-
     torch.set_rng_state(state["torch"])
     if torch.cuda.is_available():  # the GPUs this machine has (a run may be resumed where there are fewer)
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
@@ -98,7 +96,7 @@ def _show(value: Any) -> str:
 
 
 def _int_in(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return is_int(value) and low <= value <= high
 
 
 def _number_in(value: Any, low: float, high: float) -> bool:
@@ -117,7 +115,7 @@ def _is_rng(state: Any) -> bool:
     if not isinstance(cuda, list) or not all(_byte_tensor(t) for t in cuda):
         return False
     if not (isinstance(python, (list, tuple)) and len(python) == 3 and isinstance(python[1], (list, tuple)) and len(python[1]) == 625
-            and all(_int_in(v, 0, 2**32) for v in python[1]) and isinstance(python[0], int) and (python[2] is None or isinstance(python[2], float))):
+            and all(_int_in(v, 0, 2**32) for v in python[1]) and is_int(python[0]) and (python[2] is None or isinstance(python[2], float))):
         return False
     return (isinstance(numpy, (list, tuple)) and len(numpy) == 5 and numpy[0] == "MT19937" and isinstance(numpy[1], torch.Tensor)
             and numpy[1].shape == (624,) and _int_in(numpy[2], 0, 624) and _int_in(numpy[3], 0, 1) and isinstance(numpy[4], float))

@@ -1,8 +1,9 @@
 """One forward pass with hooks: the tree of module calls, their shapes, data flow and MACs.
 
 :func:`trace` is what :func:`lucid.visual.summary` and :func:`lucid.visual.mermaid` are
-built on. It runs the model once, by default on the ``meta`` device (shapes only, no
-arithmetic, so even the largest preset traces in a fraction of a second), and records:
+built on. It runs the model once by :func:`lucid.nn.measure.forward_once`, by default on the
+``meta`` device (shapes only, no arithmetic, so even the largest preset traces in a
+fraction of a second), and records:
 
 * every call of every submodule, nested as it happened (a module called twice gives
   two calls);
@@ -17,18 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import is_lazy
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..core.errors import OptionError, OptionTypeError
+from ..core.errors import OptionTypeError
+from ..nn.measure import count_macs, forward_once, make_inputs
 
 __all__ = ["INPUT", "Call", "Trace", "trace", "count_macs", "make_inputs", "format_shapes", "module_tree"]
 
@@ -95,27 +96,6 @@ class Trace:
     total_macs: int
     activation_bytes: int  # bytes of the distinct tensors returned by leaf modules
     input_bytes: int  # bytes of the input tensors, at the model's floating dtype
-
-
-def make_inputs(input_shape: Sequence[int] | Sequence[Sequence[int]], device: torch.device | str, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-    """Zero tensors for ``input_shape``: one shape such as ``(1, 3, 224, 224)``, or a list of shapes for several inputs."""
-    shapes = _normalise_shapes(input_shape)
-    return tuple(torch.zeros(s, device=device, dtype=dtype) for s in shapes)
-
-
-def _normalise_shapes(input_shape: Any) -> list[tuple[int, ...]]:
-    def is_shape(value: Any) -> bool:
-        return isinstance(value, (tuple, list, torch.Size)) and len(value) > 0 and all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
-        )
-
-    if is_shape(input_shape):
-        return [tuple(input_shape)]
-    if isinstance(input_shape, (tuple, list)) and input_shape and all(is_shape(s) for s in input_shape):
-        return [tuple(s) for s in input_shape]
-    raise OptionError(
-        f"input_shape must be a shape of positive ints such as (1, 3, 224, 224), or a list of such shapes, got {input_shape!r}"
-    )
 
 
 def _shapes(obj: Any) -> Any:
@@ -242,33 +222,15 @@ class _Recorder(TorchFunctionMode):
                     self.activation_bytes += t.numel() * t.element_size()
 
 
-def _float_dtype(model: nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
-
-
-def _run(model: nn.Module, input_shape: Any, on_meta: bool, record: bool) -> Trace:
-    dtype = _float_dtype(model)
-    if on_meta:
-        device: torch.device | str = "meta"
-        state = {k: torch.empty_like(v, device="meta") for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    else:
-        first = next(model.parameters(), None)
-        device = first.device if first is not None else "cpu"
-        state = None
-    inputs = make_inputs(input_shape, device, dtype)
+def _record(model: nn.Module, inputs: tuple[torch.Tensor, ...], forward: Callable[[], Any], record: bool) -> Trace:
+    """The :class:`Trace` of one ``forward()`` of ``model`` on ``inputs``: MACs and output shapes, and with ``record`` every call."""
     flops = FlopCounterMode(display=False)
     recorder = _Recorder(model, flops) if record else None
     try:
-        with torch.no_grad(), flops, recorder or contextlib.nullcontext():
+        with flops, recorder or contextlib.nullcontext():
             if recorder is not None:
                 recorder.tag(inputs, frozenset([INPUT]))
-            if state is not None:
-                output = torch.func.functional_call(model, state, inputs, strict=False, tie_weights=False)
-            else:
-                output = model(*inputs)
+            output = forward()
     finally:
         if recorder is not None:
             recorder.remove()
@@ -292,30 +254,11 @@ def trace(model: nn.Module, input_shape: Any, record: bool = True) -> Trace:
     afterwards), with the parameters swapped for ``meta`` tensors so that nothing is
     computed and nothing in the model changes. Models whose forward cannot run on ``meta``
     (data-dependent code, ops without a meta kernel) are run for real instead, and so are
-    models with lazy modules, which this first pass materialises.
+    models with lazy modules, which this first pass materialises
+    (:func:`lucid.nn.measure.forward_once`).
     ``record=False`` only counts MACs and output shapes (faster: no hooks).
     """
-    if not isinstance(model, nn.Module):
-        raise OptionTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _normalise_shapes(input_shape)
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    lazy = any(is_lazy(p) for p in model.parameters())  # lazy modules must see real tensors to materialise
-    try:
-        try:
-            return _run(model, input_shape, on_meta=not lazy, record=record)
-        except (NotImplementedError, RuntimeError):
-            if lazy or any(p.is_meta for p in model.parameters()):
-                raise
-            return _run(model, input_shape, on_meta=False, record=record)
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
-def count_macs(model: nn.Module, input_shape: Any) -> int:
-    """Multiply-accumulates of one forward pass on ``input_shape`` (FLOPs / 2, as counted by torch)."""
-    return trace(model, input_shape, record=False).total_macs
+    return forward_once(model, input_shape, lambda inputs, forward: _record(model, inputs, forward, record))
 
 
 def module_tree(model: nn.Module) -> Trace:
