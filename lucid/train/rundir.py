@@ -8,7 +8,6 @@ unless the run may overwrite it.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -19,9 +18,14 @@ from typing import Any
 
 from torch import nn
 
+try:
+    import fcntl  # POSIX: the lock that keeps two runs out of one folder
+except ImportError:  # Windows: lucid imports, and `lucid train` says what it needs
+    fcntl = None
+
 from ..checkpoints.io import save_file
 from ..core.checks import describe, is_int, parse_json
-from ..core.errors import CheckpointError, ConfigError
+from ..core.errors import CheckpointError, ConfigError, MissingDependencyError
 from ..core.fileio import atomic_write_text, remove_stale_temporaries
 from .state import STATE_NAME
 
@@ -178,6 +182,8 @@ def _lock(path: Path, claim: bool = True) -> int:
 
     ``claim=False`` only tests the lock of an existing file (the caller closes the descriptor at once).
     """
+    if fcntl is None:
+        raise MissingDependencyError(f"out: locking {path} needs the POSIX module fcntl, which this system lacks; train on Linux or macOS")
     fd = os.open(path / LOCK_NAME, os.O_RDWR | (os.O_CREAT if claim else 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
