@@ -125,6 +125,7 @@ def squash(parts: list[str]) -> str:
 # ---------------------------------------------------------------------------- the build
 
 
+@pytest.mark.slow  # builds the whole site (MkDocs, every example run)
 def test_site_has_a_page_per_class_and_preset_and_no_broken_link(site: Path) -> None:
     import lucid.models as models
 
@@ -144,6 +145,7 @@ def test_site_has_a_page_per_class_and_preset_and_no_broken_link(site: Path) -> 
     assert (site / "assets" / "katex" / "katex.min.js").is_file()
 
 
+@pytest.mark.slow  # builds the whole site (MkDocs, every example run)
 def test_preset_counts_match_torchvision(site: Path) -> None:
     """The counts on the presets page, computed by the build, agree with torchvision's models."""
     import torch
@@ -188,6 +190,7 @@ def test_check_site_reports_missing_files_anchors_and_network_loads(tmp_path: Pa
 # ---------------------------------------------------------------------------- in the browser
 
 
+@pytest.mark.slow  # the built site, in a browser
 def test_resnext_50_32x4d_page_in_chromium(site: Path, tmp_path: Path) -> None:
     page = parse(rendered_dom(site / "presets" / "resnext_50_32x4d.html", tmp_path))
     assert page.body_attrs.get("data-diagrams") == "done"
@@ -206,6 +209,7 @@ def test_resnext_50_32x4d_page_in_chromium(site: Path, tmp_path: Path) -> None:
     assert "ResNeXt (3, 4, 6, 3)" in text and "25,028,904 parameters" in text
 
 
+@pytest.mark.slow  # the built site, in a browser
 def test_resnext_class_page_in_chromium(site: Path, tmp_path: Path) -> None:
     page = parse(rendered_dom(site / "models" / "resnext.html", tmp_path))
     assert page.body_attrs.get("data-diagrams") == "done"
