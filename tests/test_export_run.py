@@ -36,8 +36,9 @@ def run(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _json(capsys, argv: list[str]) -> dict:
+    """The one JSON object the command prints (nothing else on stdout: runtimes' progress goes to stderr)."""
     assert main(argv) == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return json.loads(capsys.readouterr().out)
 
 
 def _predict(capsys, model: str, images: list[str]) -> list[dict]:

@@ -60,7 +60,7 @@ def test_float_backends_give_the_models_logits(trained) -> None:
 
 
 @pytest.mark.slow
-def test_int8_through_nncf_keeps_accuracy(trained) -> None:
+def test_int8_through_nncf_keeps_accuracy(trained, capsys: pytest.CaptureFixture[str]) -> None:
     model, train_images, val_images, val_labels = trained
     calibration = list(train_images.split(64))[:8]
     with torch.no_grad():
@@ -68,6 +68,7 @@ def test_int8_through_nncf_keeps_accuracy(trained) -> None:
     acc_fp32 = (ref.argmax(1) == val_labels).float().mean().item()
     assert acc_fp32 > 0.85  # the model really learned, so agreement below means something
     fast = lucid.optimize_for_inference(model, dtype=torch.int8, backend="openvino", calibration=calibration)
+    assert capsys.readouterr().out == ""  # NNCF's progress bars go to stderr: a --json command's stdout stays JSON
     out = fast(val_images)
     assert fast.dtype == torch.int8 and out.dtype == torch.float32 and out.shape == ref.shape
     acc_int8 = (out.argmax(1) == val_labels).float().mean().item()

@@ -10,8 +10,10 @@ openvino and nncf are imported only inside these functions (``pip install "lucid
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -83,14 +85,15 @@ def quantize_with_nncf(ov_model: Any, calibration: Sequence[torch.Tensor], valid
     nncf.set_log_level(logging.WARNING)
     data = nncf.Dataset([batch.detach().to("cpu", torch.float32).numpy() for batch in calibration])
     preset = nncf.QuantizationPreset.MIXED
-    if max_drop is None:
-        return nncf.quantize(ov_model, data, preset=preset, subset_size=len(calibration))
-    if not validation:
+    if max_drop is not None and not validation:
         raise OptionError("accuracy control needs validation images; got none", "validation")
-    return nncf.quantize_with_accuracy_control(
-        ov_model, data, nncf.Dataset(list(validation)), validation_fn=_top1, max_drop=max_drop / 100,
-        drop_type=nncf.DropType.ABSOLUTE, preset=preset, subset_size=len(calibration),
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: stdout stays the caller's (lucid ... --json)
+        if max_drop is None:
+            return nncf.quantize(ov_model, data, preset=preset, subset_size=len(calibration))
+        return nncf.quantize_with_accuracy_control(
+            ov_model, data, nncf.Dataset(list(validation)), validation_fn=_top1, max_drop=max_drop / 100,
+            drop_type=nncf.DropType.ABSOLUTE, preset=preset, subset_size=len(calibration),
+        )
 
 
 def compile_for_cpu(ov_model: Any, dtype: torch.dtype, threads: int | None = None) -> Any:
