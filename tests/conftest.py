@@ -15,8 +15,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """One intra-op thread per test process, and for the processes the tests start.
 
     The suite's models are tiny: a second OpenMP thread gains little on them, and on a busy 2-core
-    machine spinning threads made training steps 10-30x slower. The test runner runs two test files
-    at a time instead (scripts/run_tests.py). ``OMP_NUM_THREADS`` set by the caller is kept.
+    machine spinning threads made training steps 10-30x slower. The test runner uses the cores by
+    running pytest processes side by side instead (scripts/run_tests.py). ``OMP_NUM_THREADS`` set
+    by the caller is kept.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
