@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import COLOURS, make_folder, tiny_config
+from helpers import COLOURS, tiny_config
 
 from lucid import export
 from lucid.cli import main
@@ -20,11 +20,6 @@ pytest.importorskip("executorch")
 pytestmark = pytest.mark.slow
 
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "executorch": ".pte", "torch-export": ".pt2"}
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MEMORY_LIMIT = 6 * 2**30  # address space of the child: torch's own mappings plus a few small models
 CASE_SECONDS = 20  # a mutation that makes --resume train for long is stopped (not a failure)
 FUZZ_CASES = 150
+CASE_BUDGET = 1  # seconds per case the child is allowed on average (a case takes about 0.1 s)
 
 ODD_VALUES: list[Any] = [
     None, True, False, 0, -1, -(2**63), 2**63, 2**64 + 1, 10**19, 1e-300, -1e308, 0.5, 1e-4, 1e9, "", "x", "abc" * 50,
@@ -262,7 +263,7 @@ def test_mutated_runs_never_give_a_traceback_or_a_huge_allocation(real_run: tupl
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
     seed = int(os.environ.get("LUCID_FUZZ_SEED", "0"))
     done = subprocess.run([sys.executable, __file__, str(run), str(data), str(FUZZ_CASES), str(seed)], capture_output=True,
-                          text=True, env=env, timeout=FUZZ_CASES + 4 * CASE_SECONDS + 120, preexec_fn=_limited)
+                          text=True, env=env, timeout=FUZZ_CASES * CASE_BUDGET + 4 * CASE_SECONDS + 60, preexec_fn=_limited)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"fuzz: {summary['cases']} cases, outcomes {summary['outcomes']}")

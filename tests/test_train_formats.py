@@ -31,11 +31,6 @@ def pack(capsys: pytest.CaptureFixture[str], src: Path, out: Path, *flags: str) 
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture(scope="module")
 def shards(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """train/ and val/ folders of .tar shards (10 samples each: 4 training shards)."""
     out = tmp_path_factory.mktemp("packed") / "shards"

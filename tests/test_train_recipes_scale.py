@@ -11,18 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_same_run, interrupt_at, make_folder, one_line_error, tiny_config
+from helpers import assert_same_run, interrupt_at, one_line_error, tiny_config
 
 from lucid.train import engine, epoch, recipe
 from lucid.train.engine import build_data, fit
 from lucid.train.sampler import EpochSampler
 
 STEPS_PER_EPOCH = 4  # 36 training images, batch 8
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 def test_progressive_sizes_rise_linearly_in_steps_of_16() -> None:

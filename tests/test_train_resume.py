@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_ARGS, assert_same_run, interrupt_at, make_folder, one_line_error, read_metrics, tiny_config
+from helpers import TINY_ARGS, assert_same_run, interrupt_at, one_line_error, read_metrics, tiny_config
 
 from lucid.cli import main
 from lucid.train.engine import fit
@@ -20,11 +20,6 @@ from lucid.train.engine import fit
 ROOT = Path(__file__).resolve().parents[1]
 # 36 training images, batch 8: 4 steps per epoch, 12 in 3 epochs; a state every 3 steps.
 STEPS_PER_EPOCH = 4
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")
